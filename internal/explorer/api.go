@@ -1,0 +1,152 @@
+// Package explorer is the client for NebulaGraph Explorer's open workflow API:
+// login, the session token, paged job listings and typed errors.
+package explorer
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strconv"
+)
+
+// Paths of the open API, relative to the Explorer base URL.
+const (
+	ConnectPath = "/api-open/v1/connect"
+	JobsPath    = "/api-open/v1/jobs"
+	// TokenCookie is the cookie that carries the session token.
+	TokenCookie = "explorer_token"
+)
+
+// Explorer's error codes (the "code" field of the envelope).
+const (
+	CodeOK                 = 0
+	CodeBadRequest         = 40004000
+	CodeParam              = 40004001
+	CodeUnauthorized       = 40104000
+	CodeSession            = 40104001
+	CodeForbidden          = 40304000
+	CodeNotFound           = 40404000
+	CodeInternalServer     = 50004000
+	CodeInternalDatabase   = 50004001
+	CodeInternalController = 50004002
+	CodeInternalLicense    = 50004003
+	CodeUnknown            = 90004000
+)
+
+// Job status codes. Success, Failed and Interrupted are terminal.
+const (
+	StatusPreparing   = 0
+	StatusRunning     = 1
+	StatusSuccess     = 2
+	StatusFailed      = 3
+	StatusInterrupted = 4
+	StatusStopping    = 5
+)
+
+// StatusLabels are the label values of the documented status codes, indexed by code.
+var StatusLabels = [...]string{"preparing", "running", "success", "failed", "interrupted", "stopping"}
+
+// StatusUnknown is the label value of any status code Explorer does not document.
+const StatusUnknown = "unknown"
+
+// StatusLabel maps a status code to its label value; undocumented codes map to "unknown".
+func StatusLabel(code int) string {
+	if code >= 0 && code < len(StatusLabels) {
+		return StatusLabels[code]
+	}
+	return StatusUnknown
+}
+
+// IsTerminal reports whether a job in this status can no longer change.
+func IsTerminal(code int) bool {
+	return code == StatusSuccess || code == StatusFailed || code == StatusInterrupted
+}
+
+// Job is one item of a job listing. Times are milliseconds since the epoch;
+// RunBeginTime and RunEndTime are 0 until the job starts and ends.
+type Job struct {
+	ID           int64  `json:"id"`
+	Name         string `json:"name"`
+	WorkflowID   string `json:"workflowId"`
+	WorkflowName string `json:"workflowName"`
+	Status       int    `json:"status"`
+	RunBeginTime int64  `json:"runBeginTime"`
+	RunEndTime   int64  `json:"runEndTime"`
+	CreateTime   int64  `json:"createTime"`
+}
+
+// Task is one component instance of a job, as the job detail lists it.
+// Its times are RFC 3339 strings, unlike the job's milliseconds.
+type Task struct {
+	ID           string `json:"id"`
+	Name         string `json:"name"`
+	Status       int    `json:"status"`
+	RunBeginTime string `json:"runBeginTime"`
+	RunEndTime   string `json:"runEndTime"`
+}
+
+// JobDetail is the answer of GET /api-open/v1/jobs/<id>.
+type JobDetail struct {
+	Job
+	Tasks []Task `json:"tasks"`
+}
+
+// JobPage is the data of a job listing. Explorer capitalises Page and PageSize.
+type JobPage struct {
+	Items    []Job `json:"items"`
+	Total    int   `json:"total"`
+	Page     int   `json:"Page"`
+	PageSize int   `json:"PageSize"`
+}
+
+// Filter is the "filter" query parameter of a job listing. Zero fields are omitted.
+type Filter struct {
+	Name              string `json:"name,omitempty"`
+	Status            *int   `json:"status,omitempty"`
+	FromCreateTime    int64  `json:"fromCreateTime,omitempty"`
+	ToCreateTime      int64  `json:"toCreateTime,omitempty"`
+	OrderByCreateTime string `json:"orderByCreateTime,omitempty"` // "asc" or "desc" (Explorer's default)
+}
+
+// Query encodes a listing request as Explorer expects it: filter as URL-encoded JSON.
+func (f Filter) Query(page, pageSize int) url.Values {
+	v := url.Values{}
+	if b, _ := json.Marshal(f); string(b) != "{}" {
+		v.Set("filter", string(b))
+	}
+	v.Set("pageSize", strconv.Itoa(pageSize))
+	v.Set("page", strconv.Itoa(page))
+	return v
+}
+
+// Envelope is the JSON wrapper of every answer.
+type Envelope struct {
+	Code    int             `json:"code"`
+	Message string          `json:"message"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// Error is a failure Explorer reported: a non-2xx HTTP status, a non-zero code, or both.
+type Error struct {
+	Op         string // what the client was doing, e.g. "list jobs"
+	HTTPStatus int
+	Code       int    // Explorer's code, 0 if the body had none
+	Message    string // Explorer's error name, e.g. ErrSession
+}
+
+func (e *Error) Error() string {
+	if e.Code != 0 {
+		return fmt.Sprintf("%s: explorer answered HTTP %d, code %d (%s)", e.Op, e.HTTPStatus, e.Code, e.Message)
+	}
+	return fmt.Sprintf("%s: explorer answered HTTP %d", e.Op, e.HTTPStatus)
+}
+
+// IsAuth reports whether the error asks the client to log in again.
+func (e *Error) IsAuth() bool {
+	return e.HTTPStatus == 401 || e.Code == CodeUnauthorized || e.Code == CodeSession
+}
+
+// IsNotFound reports whether the resource does not exist.
+func (e *Error) IsNotFound() bool {
+	return e.Code == CodeNotFound || (e.Code == 0 && e.HTTPStatus == 404)
+}
