@@ -1,0 +1,157 @@
+// Package collector turns Explorer's job history into the exporter's metrics:
+// it keeps an incrementally synced state of the jobs and renders it on each
+// scrape.
+package collector
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
+)
+
+// Options tune the sync; the config package gives their defaults.
+type Options struct {
+	PageSize           int           // pageSize asked of Explorer
+	Overlap            time.Duration // listings start this far before the newest job seen
+	Lookback           time.Duration // unfinished jobs this recent are refreshed by the listing
+	FullResyncInterval time.Duration // full history re-read; 0: never after the first
+	SyncTimeout        time.Duration // bound of one sync
+	RunBuckets         []float64     // seconds
+	QueueBuckets       []float64     // seconds
+}
+
+// scrapeTimeoutOffset is left of Prometheus's scrape timeout for rendering
+// and sending the answer.
+const scrapeTimeoutOffset = 500 * time.Millisecond
+
+// Collector syncs with Explorer and serves the metrics. Concurrent scrapes
+// share one sync.
+type Collector struct {
+	client *explorer.Client
+	opts   Options
+	logger log.Logger
+	flight singleflight.Group
+
+	mu       sync.Mutex
+	state    *state              // last good sync; nil before the first
+	metrics  []prometheus.Metric // rendered from state, shared by scrapes
+	lastFull time.Time           // when state was last rebuilt from the full history
+	health   syncHealth
+}
+
+// syncHealth describes the last completed sync.
+type syncHealth struct {
+	ok          bool
+	duration    time.Duration
+	requests    int
+	lastSuccess time.Time
+}
+
+// New returns a collector; it does not contact Explorer before the first scrape.
+func New(client *explorer.Client, opts Options, logger log.Logger) *Collector {
+	return &Collector{client: client, opts: opts, logger: logger}
+}
+
+// Handler serves the metrics: it syncs (or joins the sync under way), waiting
+// no longer than the scrape's own timeout, then renders the last good state
+// together with what extra gathers (build info, Go and process metrics).
+func (c *Collector) Handler(extra prometheus.Gatherer, opts promhttp.HandlerOpts) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), c.scrapeTimeout(r))
+		defer cancel()
+		c.Sync(ctx)
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(c.snapshot())
+		promhttp.HandlerFor(prometheus.Gatherers{reg, extra}, opts).ServeHTTP(w, r)
+	})
+}
+
+// scrapeTimeout is how long a scrape may wait for the sync.
+func (c *Collector) scrapeTimeout(r *http.Request) time.Duration {
+	if v := r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"); v != "" {
+		if s, err := strconv.ParseFloat(v, 64); err == nil && s > 0 {
+			return max(time.Duration(s*float64(time.Second))-scrapeTimeoutOffset, scrapeTimeoutOffset)
+		}
+	}
+	return c.opts.SyncTimeout
+}
+
+// Sync brings the state up to date, or joins the sync under way, and returns
+// when it is done or ctx ends. The sync itself runs on (bounded by
+// SyncTimeout), so a slow first sync of a long history still completes and
+// serves the scrapes that come after it.
+func (c *Collector) Sync(ctx context.Context) {
+	done := c.flight.DoChan("sync", func() (any, error) {
+		c.syncOnce()
+		return nil, nil
+	})
+	select {
+	case <-done:
+	case <-ctx.Done():
+		level.Warn(c.logger).Log("msg", "scrape deadline reached before the sync finished; serving the last synced values", "err", ctx.Err())
+	}
+}
+
+func (c *Collector) syncOnce() {
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.SyncTimeout)
+	defer cancel()
+	start := time.Now()
+
+	c.mu.Lock()
+	old, lastFull := c.state, c.lastFull
+	c.mu.Unlock()
+
+	y := &syncer{client: c.client, pageSize: c.opts.PageSize, overlap: c.opts.Overlap, lookback: c.opts.Lookback}
+	full := old == nil || (c.opts.FullResyncInterval > 0 && start.Sub(lastFull) >= c.opts.FullResyncInterval)
+	var next *state
+	var err error
+	if full {
+		next = newState(c.opts.RunBuckets, c.opts.QueueBuckets)
+		err = y.full(ctx, next)
+		if err == nil && old != nil {
+			next.keepCountersFrom(old)
+		}
+	} else {
+		next = old.clone()
+		err = y.incremental(ctx, next)
+	}
+	if err == nil {
+		next.raiseFloor(next.listFrom(c.opts.Overlap.Milliseconds(), c.opts.Lookback.Milliseconds()))
+	}
+	end := time.Now()
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.health.ok, c.health.duration, c.health.requests = err == nil, end.Sub(start), y.requests
+	if err != nil {
+		level.Error(c.logger).Log("msg", "sync with Explorer failed; serving the last synced values", "full", full, "requests", y.requests, "err", err)
+		if errors.Is(err, context.DeadlineExceeded) {
+			level.Error(c.logger).Log("msg", "the sync ran out of time: raise sync.timeout or explorer.page_size", "sync_timeout", c.opts.SyncTimeout)
+		}
+		return
+	}
+	level.Debug(c.logger).Log("msg", "synced with Explorer", "full", full, "requests", y.requests, "duration", end.Sub(start),
+		"workflows", len(next.workflows), "unfinished", len(next.unfinished))
+	c.state, c.metrics, c.health.lastSuccess = next, render(next), end
+	if full {
+		c.lastFull = start
+	}
+}
+
+// snapshot returns a collector of the current values, consistent for one scrape.
+func (c *Collector) snapshot() prometheus.Collector {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return scrape{metrics: c.metrics, health: c.health}
+}

@@ -1,0 +1,367 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer/explorertest"
+)
+
+var testOptions = Options{
+	PageSize:     3, // small, so every test pages
+	Overlap:      time.Minute,
+	Lookback:     time.Hour,
+	SyncTimeout:  10 * time.Second,
+	RunBuckets:   []float64{1, 10, 100},
+	QueueBuckets: []float64{1, 10},
+}
+
+// testEnv is a collector synced against a fake Explorer over real HTTP.
+type testEnv struct {
+	fake *explorertest.Explorer
+	url  string
+	opts Options
+	col  *Collector
+	logs *bytes.Buffer
+}
+
+func newTestEnv(t *testing.T, change ...func(*Options)) *testEnv {
+	t.Helper()
+	fake := explorertest.New()
+	srv := explorertest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	opts := testOptions
+	for _, f := range change {
+		f(&opts)
+	}
+	e := &testEnv{fake: fake, url: srv.URL, opts: opts, logs: &bytes.Buffer{}}
+	e.col = e.newCollector(t)
+	return e
+}
+
+func (e *testEnv) newCollector(t *testing.T) *Collector {
+	t.Helper()
+	client, err := explorer.NewClient(explorer.Config{
+		URL: e.url, Username: "root", Password: func() (string, error) { return "nebula", nil },
+		GraphAddress: "127.0.0.1", GraphPort: 9669,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(client, e.opts, log.NewLogfmtLogger(log.NewSyncWriter(e.logs)))
+}
+
+// sync runs one sync and reports whether it succeeded.
+func (e *testEnv) sync(t *testing.T) bool {
+	t.Helper()
+	e.col.Sync(context.Background())
+	e.col.mu.Lock()
+	defer e.col.mu.Unlock()
+	return e.col.health.ok
+}
+
+func (e *testEnv) mustSync(t *testing.T) {
+	t.Helper()
+	if !e.sync(t) {
+		t.Fatalf("sync failed; log:\n%s", e.logs)
+	}
+}
+
+// jobMetrics is the exposition text of the job metrics (not the sync's health).
+func jobMetrics(t *testing.T, c *Collector) string {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c.snapshot())
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	for _, f := range families {
+		switch f.GetName() {
+		case "nebula_explorer_up", "nebula_explorer_sync_duration_seconds", "nebula_explorer_sync_api_requests",
+			"nebula_explorer_last_sync_success_timestamp_seconds":
+			continue
+		}
+		if _, err := expfmt.MetricFamilyToText(&b, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b.String()
+}
+
+// fresh is what a newly started exporter computes from the fake's state now.
+func (e *testEnv) fresh(t *testing.T) string {
+	t.Helper()
+	c := e.newCollector(t)
+	c.Sync(context.Background())
+	if !c.health.ok {
+		t.Fatalf("fresh sync failed; log:\n%s", e.logs)
+	}
+	return jobMetrics(t, c)
+}
+
+const t0 = int64(1_700_000_000_000) // ms
+
+func TestJobLifecycleAcrossScrapes(t *testing.T) {
+	e := newTestEnv(t)
+	e.fake.AddJob(explorer.Job{WorkflowID: "42", WorkflowName: "bfs", Status: explorer.StatusSuccess,
+		CreateTime: t0, RunBeginTime: t0 + 2000, RunEndTime: t0 + 7000})
+	job := e.fake.AddJob(explorer.Job{WorkflowID: "42", WorkflowName: "bfs", Status: explorer.StatusPreparing, CreateTime: t0 + 60_000})
+	names := []string{"nebula_explorer_jobs", "nebula_explorer_jobs_created_total", "nebula_explorer_jobs_finished_total",
+		"nebula_explorer_job_run_duration_seconds", "nebula_explorer_job_queue_duration_seconds",
+		"nebula_explorer_workflow_last_finish_timestamp_seconds", "nebula_explorer_workflow_oldest_running_start_timestamp_seconds"}
+	header := `
+# HELP nebula_explorer_jobs Jobs Explorer lists in each status now.
+# TYPE nebula_explorer_jobs gauge
+# HELP nebula_explorer_jobs_created_total Jobs created, over the whole history Explorer lists.
+# TYPE nebula_explorer_jobs_created_total counter
+nebula_explorer_jobs_created_total{workflow="bfs",workflow_id="42"} 2
+# HELP nebula_explorer_jobs_finished_total Jobs that reached a terminal status (success, failed, interrupted).
+# TYPE nebula_explorer_jobs_finished_total counter
+# HELP nebula_explorer_job_run_duration_seconds Run time of finished jobs (runEndTime - runBeginTime), in seconds.
+# TYPE nebula_explorer_job_run_duration_seconds histogram
+# HELP nebula_explorer_job_queue_duration_seconds Time started jobs waited before running (runBeginTime - createTime), in seconds.
+# TYPE nebula_explorer_job_queue_duration_seconds histogram
+# HELP nebula_explorer_workflow_last_finish_timestamp_seconds Latest runEndTime of the workflow's jobs in each terminal status, as a Unix timestamp in seconds.
+# TYPE nebula_explorer_workflow_last_finish_timestamp_seconds gauge
+nebula_explorer_workflow_last_finish_timestamp_seconds{status="success",workflow="bfs",workflow_id="42"} 1.700000007e+09
+# HELP nebula_explorer_workflow_oldest_running_start_timestamp_seconds Earliest runBeginTime of the workflow's running jobs, as a Unix timestamp in seconds.
+# TYPE nebula_explorer_workflow_oldest_running_start_timestamp_seconds gauge
+`
+	jobs := func(preparing, running, success int) string {
+		return fmt.Sprintf(`nebula_explorer_jobs{status="failed",workflow="bfs",workflow_id="42"} 0
+nebula_explorer_jobs{status="interrupted",workflow="bfs",workflow_id="42"} 0
+nebula_explorer_jobs{status="preparing",workflow="bfs",workflow_id="42"} %d
+nebula_explorer_jobs{status="running",workflow="bfs",workflow_id="42"} %d
+nebula_explorer_jobs{status="stopping",workflow="bfs",workflow_id="42"} 0
+nebula_explorer_jobs{status="success",workflow="bfs",workflow_id="42"} %d
+nebula_explorer_jobs_finished_total{status="failed",workflow="bfs",workflow_id="42"} 0
+nebula_explorer_jobs_finished_total{status="interrupted",workflow="bfs",workflow_id="42"} 0
+nebula_explorer_jobs_finished_total{status="success",workflow="bfs",workflow_id="42"} %d
+`, preparing, running, success, success)
+	}
+	emptyRuns := func(status string) string {
+		return fmt.Sprintf(`nebula_explorer_job_run_duration_seconds_bucket{status="%[1]s",workflow="bfs",workflow_id="42",le="1"} 0
+nebula_explorer_job_run_duration_seconds_bucket{status="%[1]s",workflow="bfs",workflow_id="42",le="10"} 0
+nebula_explorer_job_run_duration_seconds_bucket{status="%[1]s",workflow="bfs",workflow_id="42",le="100"} 0
+nebula_explorer_job_run_duration_seconds_bucket{status="%[1]s",workflow="bfs",workflow_id="42",le="+Inf"} 0
+nebula_explorer_job_run_duration_seconds_sum{status="%[1]s",workflow="bfs",workflow_id="42"} 0
+nebula_explorer_job_run_duration_seconds_count{status="%[1]s",workflow="bfs",workflow_id="42"} 0
+`, status)
+	}
+	successRuns := func(b1, b10, b100, inf int, sum float64) string {
+		return fmt.Sprintf(`nebula_explorer_job_run_duration_seconds_bucket{status="success",workflow="bfs",workflow_id="42",le="1"} %d
+nebula_explorer_job_run_duration_seconds_bucket{status="success",workflow="bfs",workflow_id="42",le="10"} %d
+nebula_explorer_job_run_duration_seconds_bucket{status="success",workflow="bfs",workflow_id="42",le="100"} %d
+nebula_explorer_job_run_duration_seconds_bucket{status="success",workflow="bfs",workflow_id="42",le="+Inf"} %d
+nebula_explorer_job_run_duration_seconds_sum{status="success",workflow="bfs",workflow_id="42"} %g
+nebula_explorer_job_run_duration_seconds_count{status="success",workflow="bfs",workflow_id="42"} %d
+`, b1, b10, b100, inf, sum, inf)
+	}
+	queue := func(b1, b10, inf int, sum float64) string {
+		return fmt.Sprintf(`nebula_explorer_job_queue_duration_seconds_bucket{workflow="bfs",workflow_id="42",le="1"} %d
+nebula_explorer_job_queue_duration_seconds_bucket{workflow="bfs",workflow_id="42",le="10"} %d
+nebula_explorer_job_queue_duration_seconds_bucket{workflow="bfs",workflow_id="42",le="+Inf"} %d
+nebula_explorer_job_queue_duration_seconds_sum{workflow="bfs",workflow_id="42"} %g
+nebula_explorer_job_queue_duration_seconds_count{workflow="bfs",workflow_id="42"} %d
+`, b1, b10, inf, sum, inf)
+	}
+	check := func(step, want string) {
+		t.Helper()
+		if !e.sync(t) {
+			t.Fatalf("%s: sync failed: %s", step, e.logs)
+		}
+		if err := testutil.CollectAndCompare(e.col.snapshot(), strings.NewReader(want), names...); err != nil {
+			t.Errorf("%s: %v", step, err)
+		}
+		if got, fresh := jobMetrics(t, e.col), e.fresh(t); got != fresh {
+			t.Errorf("%s: incremental values differ from a fresh exporter's:\n%s", step, diffSamples(t, got, fresh))
+		}
+	}
+
+	check("one success, one preparing", header+jobs(1, 0, 1)+emptyRuns("failed")+emptyRuns("interrupted")+
+		successRuns(0, 1, 1, 1, 5)+queue(0, 1, 1, 2))
+
+	e.fake.UpdateJob(job.ID, func(j *explorer.Job) { j.Status, j.RunBeginTime = explorer.StatusRunning, t0+60_500 })
+	check("the second starts running", header+jobs(0, 1, 1)+emptyRuns("failed")+emptyRuns("interrupted")+
+		successRuns(0, 1, 1, 1, 5)+queue(1, 2, 2, 2.5)+
+		`nebula_explorer_workflow_oldest_running_start_timestamp_seconds{workflow="bfs",workflow_id="42"} 1.7000000605e+09
+`)
+
+	e.fake.UpdateJob(job.ID, func(j *explorer.Job) { j.Status, j.RunEndTime = explorer.StatusSuccess, t0+120_500 })
+	check("the second succeeds after 60 s", strings.Replace(header, "1.700000007e+09", "1.7000001205e+09", 1)+
+		jobs(0, 0, 2)+emptyRuns("failed")+emptyRuns("interrupted")+successRuns(0, 1, 2, 2, 65)+queue(1, 2, 2, 2.5))
+}
+
+// TestMatchesFreshExporter is the property the contract promises: after any
+// sequence of changes Explorer can make (no deletions), the incrementally
+// synced values equal what a fresh exporter computes, and counters never drop.
+func TestMatchesFreshExporter(t *testing.T) {
+	for seed := int64(1); seed <= 5; seed++ {
+		t.Run(fmt.Sprintf("random history %d", seed), func(t *testing.T) {
+			e := newTestEnv(t, func(o *Options) { o.Lookback = 10 * time.Minute })
+			rng := rand.New(rand.NewSource(seed))
+			now := t0
+			workflows := []explorer.Job{{WorkflowID: "1", WorkflowName: "bfs"}, {WorkflowID: "2", WorkflowName: `pr "daily"\n`},
+				{WorkflowID: "3", WorkflowName: "社区发现"}}
+			var unfinished []int64
+			prev := ""
+			for step := 0; step < 40; step++ {
+				for n := rng.Intn(6); n > 0; n-- {
+					now += int64(rng.Intn(20_000))
+					w := workflows[rng.Intn(len(workflows))]
+					j := explorer.Job{WorkflowID: w.WorkflowID, WorkflowName: w.WorkflowName, CreateTime: now}
+					switch rng.Intn(10) {
+					case 0: // visible late, but within the overlap
+						j.CreateTime = now - int64(rng.Intn(50_000))
+					case 1:
+						j.Status = 9 // undocumented
+					}
+					unfinished = append(unfinished, e.fake.AddJob(j).ID)
+				}
+				for i := 0; i < len(unfinished); i++ {
+					id := unfinished[i]
+					if rng.Intn(3) != 0 {
+						continue
+					}
+					e.fake.UpdateJob(id, func(j *explorer.Job) {
+						switch {
+						case j.Status == explorer.StatusPreparing || j.Status == 9:
+							j.Status, j.RunBeginTime = explorer.StatusRunning, now-int64(rng.Intn(5000))
+						case j.Status == explorer.StatusRunning && rng.Intn(4) == 0:
+							j.Status = explorer.StatusStopping
+						default:
+							j.Status = explorer.StatusSuccess + rng.Intn(3)
+							if j.RunBeginTime > 0 || rng.Intn(2) == 0 {
+								j.RunEndTime = now + int64(rng.Intn(1000_000))
+							}
+						}
+					})
+					if j, _ := e.fake.Job(id); explorer.IsTerminal(j.Status) {
+						unfinished = append(unfinished[:i], unfinished[i+1:]...)
+						i--
+					}
+				}
+				e.mustSync(t)
+				got := jobMetrics(t, e.col)
+				if want := e.fresh(t); got != want {
+					t.Fatalf("step %d: incremental values differ from a fresh exporter's:\n%s", step, diffSamples(t, got, want))
+				}
+				assertCountersDidNotDrop(t, prev, got)
+				prev = got
+			}
+		})
+	}
+}
+
+// assertCountersDidNotDrop compares every counter and histogram sample
+// (counts, sums, buckets) of two expositions.
+func assertCountersDidNotDrop(t *testing.T, before, after string) {
+	t.Helper()
+	if before == "" {
+		return
+	}
+	old, now := samples(t, before), samples(t, after)
+	for k, v := range old {
+		if !strings.Contains(k, "_total") && !strings.Contains(k, "_duration_seconds") {
+			continue
+		}
+		if n, ok := now[k]; ok && n < v {
+			t.Errorf("%s dropped from %g to %g", k, v, n)
+		}
+	}
+}
+
+func samples(t *testing.T, text string) map[string]float64 {
+	t.Helper()
+	out := map[string]float64{}
+	for _, line := range strings.Split(text, "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		var v float64
+		if _, err := fmt.Sscan(line[i+1:], &v); err != nil {
+			t.Fatalf("bad sample %q: %v", line, err)
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+func TestScrapeHandler(t *testing.T) {
+	e := newTestEnv(t)
+	e.fake.AddJob(explorer.Job{WorkflowID: "1", WorkflowName: "bfs", Status: explorer.StatusSuccess, CreateTime: t0})
+	h := e.col.Handler(prometheus.NewRegistry(), promhttpOpts())
+	get := func() (int, string) {
+		r := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		r.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "2")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code, w.Body.String()
+	}
+	t.Run("a good sync answers up 1 with the job metrics", func(t *testing.T) {
+		code, body := get()
+		if code != 200 || !strings.Contains(body, "nebula_explorer_up 1") ||
+			!strings.Contains(body, `nebula_explorer_jobs_created_total{workflow="bfs",workflow_id="1"} 1`) {
+			t.Fatalf("HTTP %d:\n%s", code, body)
+		}
+	})
+	t.Run("a failing Explorer answers 200 with up 0 and the last synced values", func(t *testing.T) {
+		e.fake.SetQuirks(explorertest.Quirks{HTTPStatus: 500})
+		code, body := get()
+		if code != 200 || !strings.Contains(body, "nebula_explorer_up 0") ||
+			!strings.Contains(body, `nebula_explorer_jobs_created_total{workflow="bfs",workflow_id="1"} 1`) {
+			t.Fatalf("HTTP %d:\n%s", code, body)
+		}
+	})
+	t.Run("a scrape does not wait past its timeout for a slow Explorer", func(t *testing.T) {
+		e.fake.SetQuirks(explorertest.Quirks{Delay: 5 * time.Second})
+		start := time.Now()
+		code, body := get()
+		if took := time.Since(start); took > 3*time.Second {
+			t.Errorf("scrape took %v with a 2 s scrape timeout", took)
+		}
+		if code != 200 || !strings.Contains(body, `nebula_explorer_jobs_created_total{workflow="bfs",workflow_id="1"} 1`) {
+			t.Fatalf("HTTP %d:\n%s", code, body)
+		}
+		e.fake.SetQuirks(explorertest.Quirks{})
+	})
+}
+
+func promhttpOpts() promhttp.HandlerOpts {
+	return promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}
+}
+
+// diffSamples lists the samples whose values differ between two expositions.
+func diffSamples(t *testing.T, got, want string) string {
+	t.Helper()
+	g, w := samples(t, got), samples(t, want)
+	var b strings.Builder
+	for k, v := range w {
+		if gv, ok := g[k]; !ok || gv != v {
+			fmt.Fprintf(&b, "%s: got %v (present %v), want %g\n", k, gv, ok, v)
+		}
+	}
+	for k, v := range g {
+		if _, ok := w[k]; !ok {
+			fmt.Fprintf(&b, "%s: got %g, want absent\n", k, v)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,64 @@
+package collector
+
+// histogram counts durations per bucket (not cumulatively); the last count
+// is the +Inf bucket. bounds (seconds) are shared and never modified. The sum
+// is kept in whole milliseconds, as Explorer gives them, so it is exact and
+// independent of the order jobs are seen in.
+type histogram struct {
+	bounds []float64
+	counts []uint64
+	sumMs  int64
+	count  uint64
+}
+
+func newHistogram(bounds []float64) histogram {
+	return histogram{bounds: bounds, counts: make([]uint64, len(bounds)+1)}
+}
+
+func (h *histogram) observe(ms int64) {
+	v := float64(ms) / 1000
+	i := 0
+	for i < len(h.bounds) && v > h.bounds[i] {
+		i++
+	}
+	h.counts[i]++
+	h.sumMs += ms
+	h.count++
+}
+
+func (h histogram) clone() histogram {
+	h.counts = append([]uint64(nil), h.counts...)
+	return h
+}
+
+// cumulative returns the buckets as Prometheus exposes them (upper bound ->
+// observations at or below it), without +Inf.
+func (h histogram) cumulative() map[float64]uint64 {
+	m := make(map[float64]uint64, len(h.bounds))
+	var acc uint64
+	for i, b := range h.bounds {
+		acc += h.counts[i]
+		m[b] = acc
+	}
+	return m
+}
+
+// atLeast returns a histogram no smaller than h or old in any cumulative
+// bucket, count or sum. It equals h when h already dominates old (no job was
+// deleted), and keeps every exposed series from decreasing when one was.
+func (h histogram) atLeast(old histogram) histogram {
+	out := newHistogram(h.bounds)
+	var accNew, accOld, prev uint64
+	for i := range h.counts {
+		accNew += h.counts[i]
+		accOld += old.counts[i]
+		c := max(accNew, accOld)
+		out.counts[i] = c - prev
+		prev = c
+	}
+	out.count = prev
+	out.sumMs = max(h.sumMs, old.sumMs)
+	return out
+}
+
+func (h histogram) sum() float64 { return float64(h.sumMs) / 1000 }

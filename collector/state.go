@@ -1,0 +1,178 @@
+package collector
+
+import (
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
+)
+
+// workflowKey identifies one workflow's series. A renamed workflow gets new series.
+type workflowKey struct{ id, name string }
+
+// terminal statuses, in the order of the per-status arrays below.
+var terminalStatuses = [...]int{explorer.StatusSuccess, explorer.StatusFailed, explorer.StatusInterrupted}
+
+func terminalIndex(status int) int { return status - explorer.StatusSuccess }
+
+// workflowStats aggregates a workflow's terminal jobs, which never change
+// again, so they are folded into counts and forgotten. created and the queue
+// histogram also count the unfinished jobs, once each, when first seen (and
+// when they start).
+type workflowStats struct {
+	created      uint64
+	terminal     [3]uint64 // jobs now in each terminal status (a gauge: exact, may drop after deletions)
+	finished     [3]uint64 // the same as a counter: never decreases
+	run          [3]histogram
+	queue        histogram
+	lastFinishMs [3]int64 // latest runEndTime per terminal status; 0: none
+}
+
+// unfinishedJob is a job that can still change: every job not in a terminal status.
+type unfinishedJob struct {
+	key        workflowKey
+	status     int
+	createTime int64
+	runBegin   int64
+	queued     bool // its queue duration has been observed
+}
+
+// state is everything the exporter knows about Explorer's jobs: O(workflows +
+// unfinished jobs + jobs created within the look-back), never O(history).
+type state struct {
+	workflows  map[workflowKey]*workflowStats
+	unfinished map[int64]*unfinishedJob
+	// finishedSince holds the terminal jobs created at or after floor (id ->
+	// createTime): listings start at floor or later, and a job they show again
+	// must not be counted twice.
+	finishedSince map[int64]int64
+	floor         int64 // ms; see finishedSince
+	newest        int64 // latest createTime seen, ms
+
+	runBuckets, queueBuckets []float64
+}
+
+func newState(runBuckets, queueBuckets []float64) *state {
+	return &state{
+		workflows:     map[workflowKey]*workflowStats{},
+		unfinished:    map[int64]*unfinishedJob{},
+		finishedSince: map[int64]int64{},
+		runBuckets:    runBuckets,
+		queueBuckets:  queueBuckets,
+	}
+}
+
+// clone returns a deep copy, so a sync can fail half-way without touching
+// the state scrapes are served from.
+func (s *state) clone() *state {
+	c := newState(s.runBuckets, s.queueBuckets)
+	c.floor, c.newest = s.floor, s.newest
+	for k, w := range s.workflows {
+		cw := *w
+		for i := range cw.run {
+			cw.run[i] = w.run[i].clone()
+		}
+		cw.queue = w.queue.clone()
+		c.workflows[k] = &cw
+	}
+	for id, j := range s.unfinished {
+		cj := *j
+		c.unfinished[id] = &cj
+	}
+	for id, t := range s.finishedSince {
+		c.finishedSince[id] = t
+	}
+	return c
+}
+
+func (s *state) stats(k workflowKey) *workflowStats {
+	w, ok := s.workflows[k]
+	if !ok {
+		w = &workflowStats{queue: newHistogram(s.queueBuckets)}
+		for i := range w.run {
+			w.run[i] = newHistogram(s.runBuckets)
+		}
+		s.workflows[k] = w
+	}
+	return w
+}
+
+// observe folds in a job as the API shows it now. It is idempotent: showing
+// the same job again, in the same or a later state, counts it once.
+func (s *state) observe(j explorer.Job) {
+	key := workflowKey{j.WorkflowID, j.WorkflowName}
+	u, known := s.unfinished[j.ID]
+	if !known {
+		if _, done := s.finishedSince[j.ID]; done {
+			return // terminal and counted already
+		}
+		s.stats(key).created++
+		u = &unfinishedJob{createTime: j.CreateTime}
+		s.newest = max(s.newest, j.CreateTime)
+	}
+	u.key, u.status, u.runBegin = key, j.Status, j.RunBeginTime
+	if !u.queued && j.RunBeginTime > 0 {
+		s.stats(key).queue.observe(max(0, j.RunBeginTime-j.CreateTime))
+		u.queued = true
+	}
+	if !explorer.IsTerminal(j.Status) {
+		s.unfinished[j.ID] = u
+		return
+	}
+	delete(s.unfinished, j.ID)
+	if j.CreateTime >= s.floor {
+		s.finishedSince[j.ID] = j.CreateTime
+	}
+	w, i := s.stats(key), terminalIndex(j.Status)
+	w.terminal[i]++
+	w.finished[i]++
+	if j.RunBeginTime > 0 && j.RunEndTime >= j.RunBeginTime {
+		w.run[i].observe(j.RunEndTime - j.RunBeginTime)
+	}
+	w.lastFinishMs[i] = max(w.lastFinishMs[i], j.RunEndTime)
+}
+
+// forget drops an unfinished job Explorer no longer has. Counters keep it.
+func (s *state) forget(id int64) { delete(s.unfinished, id) }
+
+// listFrom is where the next incremental listing starts: overlap before the
+// newest job (jobs can become visible late), or earlier, to the oldest
+// unfinished job created within lookback of the newest one, so that one
+// listing also refreshes those. Never below floor, where dedup ends.
+func (s *state) listFrom(overlapMs, lookbackMs int64) int64 {
+	from := s.newest - overlapMs
+	for _, u := range s.unfinished {
+		if u.createTime >= s.newest-lookbackMs && u.createTime < from {
+			from = u.createTime
+		}
+	}
+	return max(from, s.floor, 0)
+}
+
+// raiseFloor forgets the finished jobs below a new floor; floors only rise.
+func (s *state) raiseFloor(floor int64) {
+	if floor <= s.floor {
+		return
+	}
+	s.floor = floor
+	for id, t := range s.finishedSince {
+		if t < floor {
+			delete(s.finishedSince, id)
+		}
+	}
+}
+
+// keepCountersFrom makes s, a state rebuilt from the full history, never show
+// a counter below what old showed: after jobs were deleted in Explorer, the
+// counters keep their old values instead of dropping. Gauges follow s.
+func (s *state) keepCountersFrom(old *state) {
+	for k, w := range s.workflows {
+		o, ok := old.workflows[k]
+		if !ok {
+			continue
+		}
+		w.created = max(w.created, o.created)
+		for i := range w.finished {
+			w.finished[i] = max(w.finished[i], o.finished[i])
+			w.run[i] = w.run[i].atLeast(o.run[i])
+		}
+		w.queue = w.queue.atLeast(o.queue)
+	}
+}

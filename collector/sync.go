@@ -1,0 +1,105 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
+)
+
+// maxDirectRefresh is how many old unfinished jobs are refreshed one request
+// each; beyond it, three status listings are cheaper.
+const maxDirectRefresh = 3
+
+// unfinishedStatuses are listed to refresh old unfinished jobs.
+var unfinishedStatuses = [...]int{explorer.StatusPreparing, explorer.StatusRunning, explorer.StatusStopping}
+
+// syncer brings a state up to date with Explorer.
+type syncer struct {
+	client            *explorer.Client
+	pageSize          int
+	overlap, lookback time.Duration
+	requests          int // API requests of the current sync
+}
+
+// full rebuilds the state from the whole history, in one ascending pass.
+func (y *syncer) full(ctx context.Context, s *state) error {
+	lookbackMs := y.lookback.Milliseconds()
+	limit := 1024
+	return y.each(ctx, explorer.Filter{}, func(j explorer.Job) {
+		s.observe(j)
+		// Jobs arrive oldest first, so the dedup set can be trimmed on the
+		// way: no later listing starts before newest - lookback.
+		if len(s.finishedSince) > limit {
+			s.raiseFloor(s.newest - lookbackMs)
+			limit = max(1024, 2*len(s.finishedSince))
+		}
+	})
+}
+
+// incremental fetches what can have changed since the last sync: jobs
+// created from listFrom on (new ones and the recent unfinished ones), then
+// the older unfinished jobs.
+func (y *syncer) incremental(ctx context.Context, s *state) error {
+	from := s.listFrom(y.overlap.Milliseconds(), y.lookback.Milliseconds())
+	if err := y.each(ctx, explorer.Filter{FromCreateTime: from}, s.observe); err != nil {
+		return err
+	}
+	var old []int64
+	for id, u := range s.unfinished {
+		if u.createTime < from {
+			old = append(old, id)
+		}
+	}
+	if len(old) > maxDirectRefresh {
+		// List what is still unfinished; jobs not listed have finished (or
+		// are gone, or have an undocumented status) and are fetched below.
+		// A listed job we never saw appeared late: observe counts it.
+		listed := map[int64]bool{}
+		for _, status := range unfinishedStatuses {
+			f := explorer.Filter{Status: &status, ToCreateTime: from}
+			err := y.each(ctx, f, func(j explorer.Job) {
+				listed[j.ID] = true
+				s.observe(j)
+			})
+			if err != nil {
+				return err
+			}
+		}
+		old = old[:0]
+		for id, u := range s.unfinished {
+			if u.createTime < from && !listed[id] {
+				old = append(old, id)
+			}
+		}
+	}
+	for _, id := range old {
+		if err := y.refresh(ctx, s, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// refresh fetches one job by id; a job Explorer no longer has is forgotten.
+func (y *syncer) refresh(ctx context.Context, s *state, id int64) error {
+	y.requests++
+	j, err := y.client.Job(ctx, id)
+	var apiErr *explorer.Error
+	if errors.As(err, &apiErr) && apiErr.IsNotFound() {
+		s.forget(id)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.observe(j.Job)
+	return nil
+}
+
+func (y *syncer) each(ctx context.Context, f explorer.Filter, visit func(explorer.Job)) error {
+	n, err := y.client.EachJob(ctx, f, y.pageSize, visit)
+	y.requests += n
+	return err
+}

@@ -1,0 +1,160 @@
+// Command nebula_explorer_exporter exports the workflow jobs of NebulaGraph
+// Explorer as Prometheus metrics. This file is wiring only: flags, logger,
+// config, HTTP server.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	promconfig "github.com/prometheus/common/config"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+	sloggokit "github.com/tjhop/slog-gokit"
+
+	"github.com/nebula-contrib/nebula_explorer_exporter/collector"
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/config"
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
+)
+
+const name = "nebula_explorer_exporter"
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	app := kingpin.New(name, "Prometheus exporter for the workflow jobs of NebulaGraph Explorer.")
+	var (
+		configFile  = app.Flag("config.file", "Path of the configuration file.").Default("config.yml").String()
+		configCheck = app.Flag("config.check", "Validate the configuration file and exit.").Bool()
+		metricsPath = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
+		logLevel    = app.Flag("log.level", "Only log messages with the given severity or above.").Default("info").Enum("debug", "info", "warn", "error")
+		logFormat   = app.Flag("log.format", "Output format of log messages.").Default("logfmt").Enum("logfmt", "json")
+		webFlags    = kingpinflag.AddFlags(app, ":9064")
+	)
+	app.Version(version.Print(name))
+	app.HelpFlag.Short('h')
+	if _, err := app.Parse(args); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		return 2
+	}
+	logger, slogger := newLoggers(*logLevel, *logFormat)
+
+	cfg, err := config.Load(*configFile)
+	if err != nil {
+		level.Error(logger).Log("msg", "invalid configuration", "err", err)
+		return 1
+	}
+	if *configCheck {
+		level.Info(logger).Log("msg", "configuration is valid", "file", *configFile)
+		return 0
+	}
+
+	client, err := newClient(cfg)
+	if err != nil {
+		level.Error(logger).Log("msg", "invalid configuration", "file", *configFile, "err", err)
+		return 1
+	}
+	col := collector.New(client, collector.Options{
+		PageSize:           cfg.Explorer.PageSize,
+		Overlap:            time.Duration(cfg.Sync.Overlap),
+		Lookback:           time.Duration(cfg.Sync.Lookback),
+		FullResyncInterval: time.Duration(cfg.Sync.FullResyncInterval),
+		SyncTimeout:        time.Duration(cfg.Sync.Timeout),
+		RunBuckets:         cfg.Metrics.RunDurationBuckets,
+		QueueBuckets:       cfg.Metrics.QueueDurationBuckets,
+	}, logger)
+
+	// The exporter's own metrics (build info, Go runtime, process) come
+	// from the default registry, the job metrics from the collector.
+	prometheus.MustRegister(versioncollector.NewCollector(name))
+	mux := http.NewServeMux()
+	mux.Handle(*metricsPath, col.Handler(prometheus.DefaultGatherer, promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(slogger.Handler(), slog.LevelError),
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
+	if *metricsPath != "/" {
+		landing, err := web.NewLandingPage(web.LandingConfig{
+			Name:        "NebulaGraph Explorer Exporter",
+			Description: "Prometheus exporter for the workflow jobs of NebulaGraph Explorer",
+			Version:     version.Info(),
+			Links:       []web.LandingLinks{{Address: *metricsPath, Text: "Metrics"}},
+		})
+		if err != nil {
+			level.Error(logger).Log("msg", "cannot build the landing page", "err", err)
+			return 1
+		}
+		mux.Handle("/", landing)
+	}
+
+	level.Info(logger).Log("msg", "starting "+name, "version", version.Info(), "explorer", cfg.Explorer.URL)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- web.ListenAndServe(server, webFlags, slogger) }()
+	select {
+	case err := <-served:
+		level.Error(logger).Log("msg", "cannot serve", "err", err)
+		return 1
+	case <-ctx.Done():
+	}
+	level.Info(logger).Log("msg", "shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := server.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		level.Error(logger).Log("msg", "shutdown", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// newClient builds the Explorer client from the config: TLS, timeout and login.
+func newClient(cfg *config.Config) (*explorer.Client, error) {
+	tlsConfig, err := promconfig.NewTLSConfig(&cfg.Explorer.TLSConfig)
+	if err != nil {
+		return nil, fmt.Errorf("explorer.tls_config: %w", err)
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.TLSClientConfig = tlsConfig
+	return explorer.NewClient(explorer.Config{
+		URL:          cfg.Explorer.URL,
+		Username:     cfg.Explorer.Username,
+		Password:     cfg.Explorer.ReadPassword,
+		GraphAddress: cfg.Explorer.GraphAddress,
+		GraphPort:    cfg.Explorer.GraphPort,
+		Encoding:     cfg.Explorer.AuthEncoding,
+		HTTPClient:   &http.Client{Transport: transport, Timeout: time.Duration(cfg.Explorer.Timeout)},
+		UserAgent:    name + "/" + version.Version,
+	})
+}
+
+// newLoggers returns the go-kit logger the exporter logs with and an slog
+// bridge to it for exporter-toolkit. The bridge adds its own time and caller,
+// so it gets the logger without ours.
+func newLoggers(lvl, format string) (log.Logger, *slog.Logger) {
+	var base log.Logger
+	if format == "json" {
+		base = log.NewJSONLogger(log.NewSyncWriter(os.Stderr))
+	} else {
+		base = log.NewLogfmtLogger(log.NewSyncWriter(os.Stderr))
+	}
+	filter := map[string]level.Option{"debug": level.AllowDebug(), "info": level.AllowInfo(), "warn": level.AllowWarn(), "error": level.AllowError()}[lvl]
+	slogLevel := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}[lvl]
+	bridge := slog.New(sloggokit.NewGoKitHandler(level.NewFilter(base, filter), slogLevel))
+	logger := log.With(level.NewFilter(base, filter), "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller)
+	return logger, bridge
+}
