@@ -239,8 +239,7 @@ func credential(encoding, user, password string) string {
 }
 
 // roundTrip sends one request, decodes the envelope's data into out (if not
-// nil) and returns the cookies set. A non-2xx status and a non-zero code are
-// both *Error.
+// nil) and returns the cookies set.
 func (c *Client) roundTrip(ctx context.Context, op, method, path string, query url.Values, body []byte,
 	token string, header http.Header, out any) ([]*http.Cookie, error) {
 	u := *c.base
@@ -273,29 +272,39 @@ func (c *Client) roundTrip(ctx context.Context, op, method, path string, query u
 	if len(raw) > maxBody {
 		return nil, fmt.Errorf("%s: answer larger than %d bytes", op, maxBody)
 	}
+	if err := decode(op, resp.StatusCode, raw, out); err != nil {
+		return nil, err
+	}
+	return resp.Cookies(), nil
+}
+
+// decode checks an answer's status and envelope and decodes its data into
+// out (if not nil). Explorer's docs do not say which HTTP status goes with an
+// error, so a non-2xx status and a non-zero code are both *Error.
+func decode(op string, status int, raw []byte, out any) error {
 	var env Envelope
 	decodeErr := json.Unmarshal(raw, &env)
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		e := &Error{Op: op, HTTPStatus: resp.StatusCode}
+	if status < 200 || status > 299 {
+		e := &Error{Op: op, HTTPStatus: status}
 		if decodeErr == nil {
 			e.Code, e.Message = env.Code, env.Message
 		}
-		return nil, e
+		return e
 	}
 	if decodeErr != nil {
-		return nil, fmt.Errorf("%s: answer is not valid JSON: %w", op, decodeErr)
+		return fmt.Errorf("%s: answer is not valid JSON: %w", op, decodeErr)
 	}
 	if env.Code != CodeOK {
-		return nil, &Error{Op: op, HTTPStatus: resp.StatusCode, Code: env.Code, Message: env.Message}
+		return &Error{Op: op, HTTPStatus: status, Code: env.Code, Message: env.Message}
 	}
 	if out == nil {
-		return resp.Cookies(), nil
+		return nil
 	}
 	if len(env.Data) == 0 || string(env.Data) == "null" {
-		return nil, fmt.Errorf("%s: answer has no data", op)
+		return fmt.Errorf("%s: answer has no data", op)
 	}
 	if err := json.Unmarshal(env.Data, out); err != nil {
-		return nil, fmt.Errorf("%s: unexpected data: %w", op, err)
+		return fmt.Errorf("%s: unexpected data: %w", op, err)
 	}
-	return resp.Cookies(), nil
+	return nil
 }

@@ -1,0 +1,273 @@
+package explorer_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer/explorertest"
+)
+
+const password = "s3cret-Pa55"
+
+func newClient(t *testing.T, fake *explorertest.Explorer, encoding string) *explorer.Client {
+	t.Helper()
+	srv := explorertest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	fake.SetCredentials("root", password)
+	c, err := explorer.NewClient(explorer.Config{
+		URL: srv.URL + "/", Username: "root", Password: func() (string, error) { return password, nil },
+		GraphAddress: "127.0.0.1", GraphPort: 9669, Encoding: encoding,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func addJobs(fake *explorertest.Explorer, n int, createTime func(i int) int64) {
+	for i := 0; i < n; i++ {
+		fake.AddJob(explorer.Job{WorkflowID: "1", WorkflowName: "bfs", Status: explorer.StatusSuccess, CreateTime: createTime(i)})
+	}
+}
+
+// visitAll runs EachJob over the whole history and counts visits per id.
+func visitAll(t *testing.T, c *explorer.Client, pageSize int) (map[int64]int, int) {
+	t.Helper()
+	seen := map[int64]int{}
+	n, err := c.EachJob(context.Background(), explorer.Filter{}, pageSize, func(j explorer.Job) { seen[j.ID]++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seen, n
+}
+
+func assertEachOnce(t *testing.T, fake *explorertest.Explorer, seen map[int64]int) {
+	t.Helper()
+	jobs := fake.Jobs()
+	if len(seen) != len(jobs) {
+		t.Errorf("visited %d distinct jobs, Explorer has %d", len(seen), len(jobs))
+	}
+	for _, j := range jobs {
+		if seen[j.ID] != 1 {
+			t.Errorf("job %d visited %d times", j.ID, seen[j.ID])
+		}
+	}
+}
+
+func TestLogin(t *testing.T) {
+	cases := []struct {
+		name      string
+		accepts   explorertest.Encodings
+		encoding  string
+		wantError bool
+	}{
+		{"auto logs in where Explorer takes the JSON array", explorertest.JSONOnly, explorer.EncodingAuto, false},
+		{"auto logs in where Explorer takes user:pass", explorertest.ColonOnly, explorer.EncodingAuto, false},
+		{"json logs in where Explorer takes the JSON array", explorertest.JSONOnly, explorer.EncodingJSON, false},
+		{"colon logs in where Explorer takes user:pass", explorertest.ColonOnly, explorer.EncodingColon, false},
+		{"json is refused where Explorer takes only user:pass", explorertest.ColonOnly, explorer.EncodingJSON, true},
+		{"colon is refused where Explorer takes only the JSON array", explorertest.JSONOnly, explorer.EncodingColon, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := explorertest.New()
+			fake.SetQuirks(explorertest.Quirks{Encodings: tc.accepts})
+			c := newClient(t, fake, tc.encoding)
+			err := c.Login(context.Background())
+			if tc.wantError {
+				var apiErr *explorer.Error
+				if !errors.As(err, &apiErr) || apiErr.Code != explorer.CodeUnauthorized {
+					t.Fatalf("err = %v, want ErrUnauthorized", err)
+				}
+				if strings.Contains(err.Error(), password) {
+					t.Errorf("error shows the password: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	t.Run("auto remembers the encoding that worked", func(t *testing.T) {
+		fake := explorertest.New()
+		fake.SetQuirks(explorertest.Quirks{Encodings: explorertest.ColonOnly})
+		c := newClient(t, fake, explorer.EncodingAuto)
+		for i := 0; i < 3; i++ {
+			if err := c.Login(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if s := fake.Stats(); s.Logins != 3 || s.FailedLogins != 1 {
+			t.Errorf("logins %d, failed %d; want 3 and 1 (only the first try of the wrong encoding)", s.Logins, s.FailedLogins)
+		}
+	})
+	t.Run("a wrong password is an error that does not show it", func(t *testing.T) {
+		fake := explorertest.New()
+		c := newClient(t, fake, explorer.EncodingAuto)
+		fake.SetCredentials("root", "other")
+		_, err := c.ListJobs(context.Background(), explorer.Filter{}, 1, 10)
+		if err == nil || strings.Contains(err.Error(), password) || !strings.Contains(err.Error(), "login") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func TestSessionToken(t *testing.T) {
+	t.Run("a token that dies mid-listing is renewed and the listing completes", func(t *testing.T) {
+		for _, http200 := range []bool{false, true} {
+			fake := explorertest.New()
+			c := newClient(t, fake, explorer.EncodingAuto)
+			addJobs(fake, 20, func(i int) int64 { return int64(1000 + i) })
+			fake.SetQuirks(explorertest.Quirks{TokenUses: 3, AuthErrorHTTP200: http200})
+			seen, _ := visitAll(t, c, 2)
+			assertEachOnce(t, fake, seen)
+			if s := fake.Stats(); s.Logins < 4 {
+				t.Errorf("HTTP 200 errors %v: %d logins, want a new one every 3 requests", http200, s.Logins)
+			}
+		}
+	})
+	t.Run("the token is renewed before its Max-Age runs out", func(t *testing.T) {
+		fake := explorertest.New()
+		fake.SetQuirks(explorertest.Quirks{TokenMaxAge: time.Second})
+		c := newClient(t, fake, explorer.EncodingAuto)
+		addJobs(fake, 1, func(int) int64 { return 1 })
+		for i := 0; i < 2; i++ {
+			if _, err := c.ListJobs(context.Background(), explorer.Filter{}, 1, 10); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(950 * time.Millisecond) // past 90% of the Max-Age, not past it
+		}
+		s := fake.Stats()
+		if s.Logins != 2 || s.Requests != s.Logins+s.Lists {
+			t.Errorf("stats %+v: want a second login and no refused request", s)
+		}
+	})
+}
+
+func TestEachJob(t *testing.T) {
+	t.Run("a server that caps the page size still yields every job once", func(t *testing.T) {
+		fake := explorertest.New()
+		fake.SetQuirks(explorertest.Quirks{MaxPageSize: 4})
+		c := newClient(t, fake, explorer.EncodingAuto)
+		addJobs(fake, 37, func(i int) int64 { return int64(1000 + i) })
+		seen, requests := visitAll(t, c, 1000)
+		assertEachOnce(t, fake, seen)
+		if requests > 37/3+2 {
+			t.Errorf("%d requests for 37 jobs in pages of 4", requests)
+		}
+	})
+	t.Run("jobs created between page requests are neither lost nor doubled", func(t *testing.T) {
+		fake := explorertest.New()
+		c := newClient(t, fake, explorer.EncodingAuto)
+		addJobs(fake, 30, func(i int) int64 { return int64(1000 + 10*i) })
+		fake.SetQuirks(explorertest.Quirks{OnList: func(_ explorer.Filter, page int) {
+			// A new job and one that shows up late, behind the pages already read.
+			fake.AddJob(explorer.Job{WorkflowID: "1", WorkflowName: "bfs", CreateTime: 5000 + int64(page)})
+			fake.AddJob(explorer.Job{WorkflowID: "1", WorkflowName: "bfs", CreateTime: 1005})
+		}})
+		seen := map[int64]int{}
+		_, err := c.EachJob(context.Background(), explorer.Filter{}, 5, func(j explorer.Job) { seen[j.ID]++ })
+		if err != nil {
+			t.Fatal(err)
+		}
+		for id, n := range seen {
+			if n != 1 {
+				t.Errorf("job %d visited %d times", id, n)
+			}
+		}
+		for _, j := range fake.Jobs() {
+			if j.CreateTime < 2000 && j.ID <= 30 && seen[j.ID] != 1 {
+				t.Errorf("job %d, there before the listing began, was visited %d times", j.ID, seen[j.ID])
+			}
+		}
+	})
+	t.Run("more jobs in one millisecond than a page are all visited once", func(t *testing.T) {
+		fake := explorertest.New()
+		c := newClient(t, fake, explorer.EncodingAuto)
+		addJobs(fake, 23, func(i int) int64 { return 1000 + int64(i/20) }) // 20 jobs in one millisecond
+		seen, _ := visitAll(t, c, 5)
+		assertEachOnce(t, fake, seen)
+	})
+	t.Run("an empty history costs one request", func(t *testing.T) {
+		c := newClient(t, explorertest.New(), explorer.EncodingAuto)
+		if seen, n := visitAll(t, c, 10); len(seen) != 0 || n != 1 {
+			t.Errorf("visited %d jobs in %d requests", len(seen), n)
+		}
+	})
+}
+
+func TestErrors(t *testing.T) {
+	cases := []struct {
+		name   string
+		quirks explorertest.Quirks
+		check  func(error) bool
+	}{
+		{"an error code in an HTTP 200 answer carries the code and its name", explorertest.Quirks{ErrorCode: explorer.CodeInternalDatabase},
+			func(err error) bool {
+				var e *explorer.Error
+				return errors.As(err, &e) && e.Code == explorer.CodeInternalDatabase && e.Message == "ErrInternalDatabase"
+			}},
+		{"an HTTP 500 is an error with its status", explorertest.Quirks{HTTPStatus: 500},
+			func(err error) bool { var e *explorer.Error; return errors.As(err, &e) && e.HTTPStatus == 500 }},
+		{"a truncated answer is invalid JSON", explorertest.Quirks{TruncateBody: true},
+			func(err error) bool { return err != nil && strings.Contains(err.Error(), "not valid JSON") }},
+		{"a slow Explorer ends with the context's deadline", explorertest.Quirks{Delay: 2 * time.Second},
+			func(err error) bool { return errors.Is(err, context.DeadlineExceeded) }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := explorertest.New()
+			c := newClient(t, fake, explorer.EncodingAuto)
+			addJobs(fake, 3, func(i int) int64 { return int64(i + 1) })
+			if err := c.Login(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			fake.SetQuirks(tc.quirks)
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			_, err := c.EachJob(ctx, explorer.Filter{}, 10, func(explorer.Job) {})
+			if !tc.check(err) {
+				t.Errorf("unexpected error: %v", err)
+			}
+		})
+	}
+}
+
+func TestJobDetail(t *testing.T) {
+	fake := explorertest.New()
+	c := newClient(t, fake, explorer.EncodingAuto)
+	j := fake.AddJob(explorer.Job{WorkflowID: "7", WorkflowName: "pagerank", Status: explorer.StatusSuccess,
+		CreateTime: 1657847355906, RunBeginTime: 1657847358000, RunEndTime: 1657847364000})
+	t.Run("a job comes with its tasks and their RFC 3339 times", func(t *testing.T) {
+		d, err := c.Job(context.Background(), j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Job != j || len(d.Tasks) == 0 {
+			t.Fatalf("got %+v, want %+v with tasks", d, j)
+		}
+		if _, err := time.Parse(time.RFC3339, d.Tasks[0].RunBeginTime); err != nil {
+			t.Errorf("task begin time: %v", err)
+		}
+	})
+	t.Run("a job that does not exist is a not-found error", func(t *testing.T) {
+		_, err := c.Job(context.Background(), 999)
+		var e *explorer.Error
+		if !errors.As(err, &e) || !e.IsNotFound() {
+			t.Errorf("err = %v, want not found", err)
+		}
+	})
+}
+
+func TestStatusLabel(t *testing.T) {
+	for code, want := range map[int]string{0: "preparing", 1: "running", 2: "success", 3: "failed", 4: "interrupted", 5: "stopping", 6: "unknown", -1: "unknown"} {
+		if got := explorer.StatusLabel(code); got != want {
+			t.Errorf("StatusLabel(%d) = %q, want %q", code, got, want)
+		}
+	}
+}
