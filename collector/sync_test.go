@@ -1,0 +1,175 @@
+package collector
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer/explorertest"
+)
+
+func addHistory(fake *explorertest.Explorer, n int, from int64) (last int64) {
+	for i := 0; i < n; i++ {
+		last = from + int64(i)*1000
+		status := []int{explorer.StatusSuccess, explorer.StatusFailed, explorer.StatusInterrupted}[i%3]
+		fake.AddJob(explorer.Job{WorkflowID: "1", WorkflowName: "bfs", Status: status,
+			CreateTime: last, RunBeginTime: last + 500, RunEndTime: last + 500 + int64(i)*100})
+	}
+	return last
+}
+
+func TestFailedSyncKeepsLastValues(t *testing.T) {
+	cases := []struct {
+		name   string
+		quirks explorertest.Quirks
+	}{
+		{"an error code in an HTTP 200 answer", explorertest.Quirks{ErrorCode: explorer.CodeInternalController}},
+		{"HTTP 500", explorertest.Quirks{HTTPStatus: 500}},
+		{"a truncated answer", explorertest.Quirks{TruncateBody: true}},
+		{"a refused login", explorertest.Quirks{Encodings: -1, TokenUses: 1}},
+		{"a timeout", explorertest.Quirks{Delay: time.Second}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newTestEnv(t, func(o *Options) { o.SyncTimeout = 300 * time.Millisecond })
+			last := addHistory(e.fake, 10, t0)
+			e.mustSync(t)
+			before := jobMetrics(t, e.col)
+
+			addHistory(e.fake, 5, last+1000)
+			e.fake.SetQuirks(tc.quirks)
+			if e.sync(t) {
+				t.Fatal("sync succeeded against a failing Explorer")
+			}
+			if got := jobMetrics(t, e.col); got != before {
+				t.Errorf("values changed by a failed sync:\n%s", diffSamples(t, got, before))
+			}
+			if !strings.Contains(e.logs.String(), "sync with Explorer failed") {
+				t.Errorf("no log line says the sync failed:\n%s", e.logs)
+			}
+
+			e.fake.SetQuirks(explorertest.Quirks{})
+			e.mustSync(t)
+			if got, want := jobMetrics(t, e.col), e.fresh(t); got != want {
+				t.Errorf("the next good sync did not catch up:\n%s", diffSamples(t, got, want))
+			}
+		})
+	}
+	t.Run("a sync that fails half-way applies nothing", func(t *testing.T) {
+		e := newTestEnv(t)
+		last := addHistory(e.fake, 10, t0)
+		e.mustSync(t)
+		before := jobMetrics(t, e.col)
+		addHistory(e.fake, 10, last+1000) // more than one page of new jobs
+		e.fake.SetQuirks(explorertest.Quirks{OnList: func(_ explorer.Filter, page int) {
+			e.fake.SetQuirks(explorertest.Quirks{HTTPStatus: 502}) // the next request fails
+		}})
+		if e.sync(t) {
+			t.Fatal("sync succeeded")
+		}
+		if got := jobMetrics(t, e.col); got != before {
+			t.Errorf("a failed sync applied part of its pages:\n%s", diffSamples(t, got, before))
+		}
+	})
+	t.Run("no log line shows the password or the token", func(t *testing.T) {
+		e := newTestEnv(t)
+		e.fake.SetCredentials("root", "other")
+		e.sync(t)
+		if logs := e.logs.String(); strings.Contains(logs, "nebula") || strings.Contains(logs, "explorer_token=") {
+			t.Errorf("log shows a secret:\n%s", logs)
+		}
+	})
+}
+
+func TestOldUnfinishedJobsAreRefreshed(t *testing.T) {
+	for _, n := range []int{2, maxDirectRefresh + 3} {
+		e := newTestEnv(t, func(o *Options) { o.Lookback, o.Overlap = time.Minute, time.Minute })
+		var old []int64
+		for i := 0; i < n; i++ {
+			old = append(old, e.fake.AddJob(explorer.Job{WorkflowID: "1", WorkflowName: "bfs", CreateTime: t0 + int64(i),
+				Status: explorer.StatusRunning, RunBeginTime: t0 + 100}).ID)
+		}
+		addHistory(e.fake, 10, t0+time.Hour.Milliseconds()) // pushes the old jobs out of the look-back
+		e.mustSync(t)
+		for i, id := range old {
+			e.fake.UpdateJob(id, func(j *explorer.Job) {
+				if i%2 == 0 {
+					j.Status, j.RunEndTime = explorer.StatusFailed, t0+2*time.Hour.Milliseconds()
+				} else {
+					j.Status = explorer.StatusStopping
+				}
+			})
+		}
+		if n > maxDirectRefresh {
+			// The status listings also find an old unfinished job that shows up only now.
+			e.fake.AddJob(explorer.Job{WorkflowID: "1", WorkflowName: "bfs", CreateTime: t0 + 50, Status: explorer.StatusPreparing})
+		}
+		e.mustSync(t)
+		if got, want := jobMetrics(t, e.col), e.fresh(t); got != want {
+			t.Errorf("%d old unfinished jobs: values differ from a fresh exporter's:\n%s", n, diffSamples(t, got, want))
+		}
+	}
+}
+
+func TestDeletedJobs(t *testing.T) {
+	e := newTestEnv(t, func(o *Options) { o.FullResyncInterval = time.Nanosecond }) // every sync is a full one
+	addHistory(e.fake, 9, t0)
+	e.mustSync(t)
+	before := jobMetrics(t, e.col)
+	for _, j := range e.fake.Jobs()[:4] {
+		e.fake.DeleteJob(j.ID)
+	}
+	e.mustSync(t)
+	after := jobMetrics(t, e.col)
+	t.Run("counters and histograms do not drop", func(t *testing.T) {
+		assertCountersDidNotDrop(t, before, after)
+	})
+	t.Run("the jobs gauge follows Explorer", func(t *testing.T) {
+		if !strings.Contains(after, `nebula_explorer_jobs{status="success",workflow="bfs",workflow_id="1"} 1`) {
+			t.Errorf("gauge did not drop to the 1 success left:\n%s", after)
+		}
+	})
+	t.Run("a renamed workflow gets new series", func(t *testing.T) {
+		e.fake.RenameWorkflow("1", "bfs_v2")
+		e.mustSync(t)
+		got := jobMetrics(t, e.col)
+		if strings.Contains(got, `workflow="bfs",`) || !strings.Contains(got, `workflow="bfs_v2"`) {
+			t.Errorf("series after rename:\n%s", got)
+		}
+	})
+}
+
+func TestSyncCost(t *testing.T) {
+	e := newTestEnv(t, func(o *Options) { o.PageSize, o.Overlap = 100, 10*time.Second })
+	last := addHistory(e.fake, 1000, t0)
+	e.mustSync(t)
+	if r := e.col.health.requests; r > 11 {
+		t.Errorf("first sync of 1000 jobs in pages of 100: %d requests", r)
+	}
+	running := e.fake.AddJob(explorer.Job{WorkflowID: "1", WorkflowName: "bfs", CreateTime: last + 1000, Status: explorer.StatusRunning, RunBeginTime: last + 1100})
+	e.mustSync(t)
+	addHistory(e.fake, 40, last+2000)
+	e.fake.UpdateJob(running.ID, func(j *explorer.Job) { j.Status, j.RunEndTime = explorer.StatusSuccess, last+9000 })
+	e.mustSync(t)
+	if r := e.col.health.requests; r > 1 {
+		t.Errorf("steady sync after 40 new jobs and 1 finished: %d requests, want 1", r)
+	}
+}
+
+func TestConcurrentScrapesShareOneSync(t *testing.T) {
+	e := newTestEnv(t)
+	addHistory(e.fake, 5, t0) // two pages
+	e.fake.SetQuirks(explorertest.Quirks{Delay: 100 * time.Millisecond})
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); e.col.Sync(context.Background()) }()
+	}
+	wg.Wait()
+	if s := e.fake.Stats(); s.Lists > 2*2 {
+		t.Errorf("8 concurrent scrapes made %d listing requests", s.Lists)
+	}
+}
