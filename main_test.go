@@ -1,0 +1,256 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer/explorertest"
+)
+
+// binary is the exporter, built once for the end-to-end tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "exporter-e2e")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "nebula_explorer_exporter")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// exporter is a running exporter process.
+type exporter struct {
+	cmd    *exec.Cmd
+	addr   string
+	stderr *bytes.Buffer
+}
+
+func startExporter(t *testing.T, config string, args ...string) *exporter {
+	t.Helper()
+	e := &exporter{addr: freeAddr(t), stderr: &bytes.Buffer{}}
+	args = append([]string{"--config.file=" + writeFile(t, "config.yml", config), "--web.listen-address=" + e.addr}, args...)
+	e.cmd = exec.Command(binary, args...)
+	e.cmd.Stderr = e.stderr
+	if err := e.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		e.cmd.Process.Kill()
+		e.cmd.Wait()
+		if t.Failed() {
+			t.Logf("exporter log:\n%s", e.stderr)
+		}
+	})
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", e.addr); err == nil {
+			c.Close()
+			return e
+		}
+	}
+	t.Fatalf("exporter did not listen on %s", e.addr)
+	return nil
+}
+
+func (e *exporter) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + e.addr + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func configFor(url, password string) string {
+	return fmt.Sprintf("explorer:\n  url: %s\n  username: root\n  password: %s\n  graph_address: 127.0.0.1\n  graph_port: 9669\n", url, password)
+}
+
+func TestEndToEnd(t *testing.T) {
+	fake := explorertest.New()
+	srv := explorertest.NewServer(fake)
+	defer srv.Close()
+	const secret = "n3bula-S3cret"
+	fake.SetCredentials("root", secret)
+	now := time.Now().UnixMilli()
+	fake.AddJob(explorer.Job{WorkflowID: "4216617528", WorkflowName: `社区 "lpa"`, Status: explorer.StatusFailed,
+		CreateTime: now - 60_000, RunBeginTime: now - 59_000, RunEndTime: now - 30_000})
+	fake.AddJob(explorer.Job{WorkflowID: "4216617528", WorkflowName: `社区 "lpa"`, Status: explorer.StatusRunning,
+		CreateTime: now - 20_000, RunBeginTime: now - 19_000})
+	fake.AddJob(explorer.Job{WorkflowID: "9", WorkflowName: "bfs", Status: 7, CreateTime: now - 10_000})
+
+	e := startExporter(t, configFor(srv.URL, secret))
+	code, body := e.get(t, "/metrics")
+	if code != 200 {
+		t.Fatalf("HTTP %d", code)
+	}
+	t.Run("metrics carry every contract family with the synced values", func(t *testing.T) {
+		for _, want := range []string{
+			"nebula_explorer_up 1",
+			`nebula_explorer_jobs{status="failed",workflow="社区 \"lpa\"",workflow_id="4216617528"} 1`,
+			`nebula_explorer_jobs{status="running",workflow="社区 \"lpa\"",workflow_id="4216617528"} 1`,
+			`nebula_explorer_jobs{status="unknown",workflow="bfs",workflow_id="9"} 1`,
+			`nebula_explorer_jobs{status="stopping",workflow="bfs",workflow_id="9"} 0`,
+			`nebula_explorer_jobs_created_total{workflow="社区 \"lpa\"",workflow_id="4216617528"} 2`,
+			`nebula_explorer_jobs_finished_total{status="failed",workflow="社区 \"lpa\"",workflow_id="4216617528"} 1`,
+			`nebula_explorer_job_run_duration_seconds_count{status="failed",workflow="社区 \"lpa\"",workflow_id="4216617528"} 1`,
+			`nebula_explorer_job_queue_duration_seconds_count{workflow="社区 \"lpa\"",workflow_id="4216617528"} 2`,
+			`nebula_explorer_workflow_last_finish_timestamp_seconds{status="failed"`,
+			`nebula_explorer_workflow_oldest_running_start_timestamp_seconds{workflow="社区 \"lpa\""`,
+			"nebula_explorer_last_sync_success_timestamp_seconds ",
+			"nebula_explorer_sync_duration_seconds ",
+			"nebula_explorer_exporter_build_info{",
+			"go_goroutines ",
+		} {
+			if !strings.Contains(body, want) {
+				t.Errorf("missing %s", want)
+			}
+		}
+	})
+	t.Run("promtool check metrics is clean", func(t *testing.T) {
+		promtool := needPromtool(t)
+		cmd := exec.Command(promtool, "check", "metrics")
+		cmd.Stdin = strings.NewReader(body)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool check metrics: %v\n%s", err, out)
+		}
+	})
+	t.Run("the landing page links to the metrics", func(t *testing.T) {
+		if code, page := e.get(t, "/"); code != 200 || !strings.Contains(page, `href="/metrics"`) {
+			t.Errorf("HTTP %d:\n%s", code, page)
+		}
+	})
+	t.Run("a failing Explorer still answers 200 with up 0", func(t *testing.T) {
+		fake.SetQuirks(explorertest.Quirks{ErrorCode: explorer.CodeInternalDatabase})
+		defer fake.SetQuirks(explorertest.Quirks{})
+		code, body := e.get(t, "/metrics")
+		if code != 200 || !strings.Contains(body, "nebula_explorer_up 0") ||
+			!strings.Contains(body, `nebula_explorer_jobs_created_total{workflow="bfs",workflow_id="9"} 1`) {
+			t.Errorf("HTTP %d:\n%s", code, body)
+		}
+	})
+	t.Run("no page and no log line shows the password or the token", func(t *testing.T) {
+		_, body := e.get(t, "/metrics")
+		_, page := e.get(t, "/")
+		for what, s := range map[string]string{"metrics": body, "landing page": page, "log": e.stderr.String()} {
+			if strings.Contains(s, secret) || strings.Contains(s, "explorer_token") {
+				t.Errorf("%s shows a secret", what)
+			}
+		}
+	})
+	t.Run("SIGTERM stops the exporter cleanly", func(t *testing.T) {
+		e.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- e.cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("exit: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("still running 10 s after SIGTERM")
+		}
+	})
+}
+
+func needPromtool(t *testing.T) string {
+	t.Helper()
+	path, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("promtool is not installed: .ci/run must install the Debian package prometheus")
+		}
+		t.Skip("promtool is not installed (apt-get install prometheus); CI fails instead")
+	}
+	return path
+}
+
+func TestBadConfig(t *testing.T) {
+	cases := []struct {
+		name, config, wantLog string
+	}{
+		{"a missing url is named", "explorer:\n  username: root\n  password: x\n", "explorer.url"},
+		{"an unknown key is named", configFor("http://127.0.0.1:1", "x") + "  passwd: x\n", `unknown key \"passwd\" in explorer`},
+		{"a bad scheme is named", configFor("ftp://127.0.0.1:1", "x"), "explorer.url"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(binary, "--config.file="+writeFile(t, "config.yml", tc.config), "--web.listen-address="+freeAddr(t))
+			out, err := cmd.CombinedOutput()
+			if err == nil || cmd.ProcessState.ExitCode() == 0 {
+				t.Fatalf("exited 0:\n%s", out)
+			}
+			if !strings.Contains(string(out), tc.wantLog) {
+				t.Errorf("output does not name %s:\n%s", tc.wantLog, out)
+			}
+		})
+	}
+	t.Run("--config.check validates and exits", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, binary, "--config.check", "--config.file=config.yml").CombinedOutput()
+		if err != nil {
+			t.Errorf("config.yml: %v\n%s", err, out)
+		}
+	})
+}
+
+func TestWebConfigBasicAuth(t *testing.T) {
+	fake := explorertest.New()
+	srv := explorertest.NewServer(fake)
+	defer srv.Close()
+	// bcrypt of "pw", as exporter-toolkit's web config wants it.
+	web := writeFile(t, "web.yml", "basic_auth_users:\n  prom: $2a$10$R7cZbVoNb..DzCHUYvw/T.7vcFHoM.Sj6UNQ/ECywX.N/RhYuziKW\n")
+	e := startExporter(t, configFor(srv.URL, "nebula"), "--web.config.file="+web)
+	if code, _ := e.get(t, "/metrics"); code != http.StatusUnauthorized {
+		t.Errorf("without credentials: HTTP %d, want 401", code)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+e.addr+"/metrics", nil)
+	req.SetBasicAuth("prom", "pw")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("with credentials: HTTP %d, want 200", resp.StatusCode)
+	}
+}
