@@ -19,7 +19,6 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	promconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
@@ -82,10 +81,7 @@ func run(args []string) int {
 	// from the default registry, the job metrics from the collector.
 	prometheus.MustRegister(versioncollector.NewCollector(name))
 	mux := http.NewServeMux()
-	mux.Handle(*metricsPath, col.Handler(prometheus.DefaultGatherer, promhttp.HandlerOpts{
-		ErrorLog:      slog.NewLogLogger(slogger.Handler(), slog.LevelError),
-		ErrorHandling: promhttp.ContinueOnError,
-	}))
+	mux.Handle(*metricsPath, col.Handler(prometheus.DefaultGatherer))
 	if *metricsPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
 			Name:        "NebulaGraph Explorer Exporter",

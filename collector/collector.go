@@ -14,7 +14,8 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
@@ -44,9 +45,9 @@ type Collector struct {
 	flight singleflight.Group
 
 	mu       sync.Mutex
-	state    *state              // last good sync; nil before the first
-	metrics  []prometheus.Metric // rendered from state, shared by scrapes
-	lastFull time.Time           // when state was last rebuilt from the full history
+	state    *state      // last good sync; nil before the first
+	jobs     *exposition // the job metrics of state, shared by scrapes
+	lastFull time.Time   // when state was last rebuilt from the full history
 	health   syncHealth
 }
 
@@ -64,17 +65,54 @@ func New(client *explorer.Client, opts Options, logger log.Logger) *Collector {
 }
 
 // Handler serves the metrics: it syncs (or joins the sync under way), waiting
-// no longer than the scrape's own timeout, then renders the last good state
-// together with what extra gathers (build info, Go and process metrics).
-func (c *Collector) Handler(extra prometheus.Gatherer, opts promhttp.HandlerOpts) http.Handler {
+// no longer than the scrape's own timeout, then serves the job metrics of the
+// last good sync, the health of the last sync and what extra gathers (build
+// info, Go and process metrics). It always answers 200 with what it has; the
+// formats and compression are promhttp's.
+func (c *Collector) Handler(extra prometheus.Gatherer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), c.scrapeTimeout(r))
 		defer cancel()
 		c.Sync(ctx)
-		reg := prometheus.NewRegistry()
-		reg.MustRegister(c.snapshot())
-		promhttp.HandlerFor(prometheus.Gatherers{reg, extra}, opts).ServeHTTP(w, r)
+		c.serve(w, r, extra)
 	})
+}
+
+// serve writes the current values in the format and compression the client asks for.
+func (c *Collector) serve(w http.ResponseWriter, r *http.Request, extra prometheus.Gatherer) {
+	c.mu.Lock()
+	jobs, h := c.jobs, health(c.health)
+	c.mu.Unlock()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(h)
+	families, err := prometheus.Gatherers{reg, extra}.Gather()
+	if err != nil {
+		level.Error(c.logger).Log("msg", "gathering the exporter's own metrics", "err", err)
+	}
+
+	format := expfmt.Negotiate(r.Header)
+	gz := acceptsGzip(r)
+	var body []byte
+	if jobs != nil {
+		body, err = jobs.bytes(format, gz)
+	}
+	var tail []byte
+	if err == nil {
+		tail, err = encode(families, format, gz, true)
+	}
+	if err != nil {
+		level.Error(c.logger).Log("msg", "encoding metrics", "err", err)
+		http.Error(w, "encoding metrics: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", string(format))
+	w.Header().Add("Vary", "Accept")
+	w.Header().Add("Vary", "Accept-Encoding")
+	if gz {
+		w.Header().Set("Content-Encoding", "gzip")
+	}
+	w.Write(body)
+	w.Write(tail)
 }
 
 // scrapeTimeout is how long a scrape may wait for the sync.
@@ -143,15 +181,29 @@ func (c *Collector) syncOnce() {
 	}
 	level.Debug(c.logger).Log("msg", "synced with Explorer", "full", full, "requests", y.requests, "duration", end.Sub(start),
 		"workflows", len(next.workflows), "unfinished", len(next.unfinished))
-	c.state, c.metrics, c.health.lastSuccess = next, render(next), end
+	if !full && !next.changed {
+		c.health.lastSuccess = end // nothing changed: keep serving the same metrics
+		return
+	}
+	c.state, c.jobs, c.health.lastSuccess = next, newExposition(render(next)), end
 	if full {
 		c.lastFull = start
 	}
 }
 
-// snapshot returns a collector of the current values, consistent for one scrape.
-func (c *Collector) snapshot() prometheus.Collector {
+// Gatherer returns the current values, consistent with each other: the job
+// metrics of the last good sync and the health of the last sync.
+func (c *Collector) Gatherer() prometheus.Gatherer {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return scrape{metrics: c.metrics, health: c.health}
+	jobs, h := c.jobs, health(c.health)
+	c.mu.Unlock()
+	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(h)
+		families, err := reg.Gather()
+		if jobs != nil {
+			families = append(families, jobs.families...)
+		}
+		return families, err
+	})
 }

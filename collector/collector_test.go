@@ -13,7 +13,6 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
 
@@ -84,9 +83,7 @@ func (e *testEnv) mustSync(t *testing.T) {
 // jobMetrics is the exposition text of the job metrics (not the sync's health).
 func jobMetrics(t *testing.T, c *Collector) string {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(c.snapshot())
-	families, err := reg.Gather()
+	families, err := c.Gatherer().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +183,7 @@ nebula_explorer_job_queue_duration_seconds_count{workflow="bfs",workflow_id="42"
 		if !e.sync(t) {
 			t.Fatalf("%s: sync failed: %s", step, e.logs)
 		}
-		if err := testutil.CollectAndCompare(e.col.snapshot(), strings.NewReader(want), names...); err != nil {
+		if err := testutil.GatherAndCompare(e.col.Gatherer(), strings.NewReader(want), names...); err != nil {
 			t.Errorf("%s: %v", step, err)
 		}
 		if got, fresh := jobMetrics(t, e.col), e.fresh(t); got != fresh {
@@ -307,7 +304,7 @@ func samples(t *testing.T, text string) map[string]float64 {
 func TestScrapeHandler(t *testing.T) {
 	e := newTestEnv(t)
 	e.fake.AddJob(explorer.Job{WorkflowID: "1", WorkflowName: "bfs", Status: explorer.StatusSuccess, CreateTime: t0})
-	h := e.col.Handler(prometheus.NewRegistry(), promhttpOpts())
+	h := e.col.Handler(prometheus.NewRegistry())
 	get := func() (int, string) {
 		r := httptest.NewRequest(http.MethodGet, "/metrics", nil)
 		r.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "2")
@@ -342,10 +339,6 @@ func TestScrapeHandler(t *testing.T) {
 		}
 		e.fake.SetQuirks(explorertest.Quirks{})
 	})
-}
-
-func promhttpOpts() promhttp.HandlerOpts {
-	return promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}
 }
 
 // diffSamples lists the samples whose values differ between two expositions.

@@ -1,5 +1,10 @@
 package collector
 
+import (
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/proto"
+)
+
 // histogram counts durations per bucket (not cumulatively); the last count
 // is the +Inf bucket. bounds (seconds) are shared and never modified. The sum
 // is kept in whole milliseconds, as Explorer gives them, so it is exact and
@@ -31,16 +36,24 @@ func (h histogram) clone() histogram {
 	return h
 }
 
-// cumulative returns the buckets as Prometheus exposes them (upper bound ->
-// observations at or below it), without +Inf.
-func (h histogram) cumulative() map[float64]uint64 {
-	m := make(map[float64]uint64, len(h.bounds))
+// cumulative returns the buckets as Prometheus exposes them: observations
+// at or below each bound, without +Inf.
+func (h histogram) cumulative() []uint64 {
+	out := make([]uint64, len(h.bounds))
 	var acc uint64
-	for i, b := range h.bounds {
+	for i := range h.bounds {
 		acc += h.counts[i]
-		m[b] = acc
+		out[i] = acc
 	}
-	return m
+	return out
+}
+
+func (h histogram) proto() *dto.Histogram {
+	buckets := make([]*dto.Bucket, len(h.bounds))
+	for i, c := range h.cumulative() {
+		buckets[i] = &dto.Bucket{UpperBound: proto.Float64(h.bounds[i]), CumulativeCount: proto.Uint64(c)}
+	}
+	return &dto.Histogram{SampleCount: proto.Uint64(h.count), SampleSum: proto.Float64(h.sum()), Bucket: buckets}
 }
 
 // atLeast returns a histogram no smaller than h or old in any cumulative

@@ -1,9 +1,12 @@
 package collector
 
 import (
+	"slices"
 	"sort"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
 )
@@ -27,20 +30,28 @@ var (
 	syncRequestsDesc  = desc("sync_api_requests", "API requests the last sync with Explorer made.", nil)
 )
 
+// descNames keeps each description's name and help, for building families.
+var descNames = map[*prometheus.Desc][2]string{}
+
 func desc(name, help string, labels []string) *prometheus.Desc {
-	return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, labels, nil)
+	fq := prometheus.BuildFQName(namespace, "", name)
+	d := prometheus.NewDesc(fq, help, labels, nil)
+	descNames[d] = [2]string{fq, help}
+	return d
 }
 
-// render builds the job metrics of a state once per sync; every scrape until
-// the next sync serves the same slice.
-func render(s *state) []prometheus.Metric {
-	pendingByStatus := map[workflowKey]map[string]float64{}
+// render builds the job metrics of a state once per sync, straight into
+// metric families (going through const metrics and a registry cost three
+// times as much at 1,000 workflows). Families come sorted by name and their
+// metrics by label values, as a registry would give them.
+func render(s *state) []*dto.MetricFamily {
+	pending := map[workflowKey]map[string]float64{}
 	oldestRunning := map[workflowKey]int64{}
 	for _, u := range s.unfinished {
-		counts := pendingByStatus[u.key]
+		counts := pending[u.key]
 		if counts == nil {
 			counts = map[string]float64{}
-			pendingByStatus[u.key] = counts
+			pending[u.key] = counts
 		}
 		counts[explorer.StatusLabel(u.status)]++
 		if u.status == explorer.StatusRunning && u.runBegin > 0 {
@@ -49,9 +60,7 @@ func render(s *state) []prometheus.Metric {
 			}
 		}
 	}
-	// A workflow whose only jobs are unfinished has no stats entry yet
-	// only if it was never observed; observe always creates one, so the
-	// workflows map lists every workflow.
+	// observe makes a stats entry for every workflow it sees, so this lists them all.
 	keys := make([]workflowKey, 0, len(s.workflows))
 	for k := range s.workflows {
 		keys = append(keys, k)
@@ -63,65 +72,97 @@ func render(s *state) []prometheus.Metric {
 		return keys[i].id < keys[j].id
 	})
 
-	out := make([]prometheus.Metric, 0, len(keys)*20)
-	for _, k := range keys {
-		w, pending := s.workflows[k], pendingByStatus[k]
-		for code, status := range explorer.StatusLabels {
-			n := pending[status]
-			if explorer.IsTerminal(code) {
-				n = float64(w.terminal[terminalIndex(code)])
+	statuses := append([]string{}, explorer.StatusLabels[:]...)
+	statuses = append(statuses, explorer.StatusUnknown)
+	sort.Strings(statuses)
+	jobs := family(jobsDesc, dto.MetricType_GAUGE)
+	created := family(createdDesc, dto.MetricType_COUNTER)
+	finished := family(finishedDesc, dto.MetricType_COUNTER)
+	run := family(runDesc, dto.MetricType_HISTOGRAM)
+	queue := family(queueDesc, dto.MetricType_HISTOGRAM)
+	lastFinish := family(lastFinishDesc, dto.MetricType_GAUGE)
+	oldest := family(oldestRunningDesc, dto.MetricType_GAUGE)
+	for _, status := range statuses {
+		code, terminal := terminalCode(status)
+		for _, k := range keys {
+			w, labels := s.workflows[k], workflowStatusLabels(k, status)
+			n, seen := pending[k][status]
+			switch {
+			case terminal:
+				i := terminalIndex(code)
+				n = float64(w.terminal[i])
+				finished.Metric = append(finished.Metric, &dto.Metric{Label: labels, Counter: &dto.Counter{Value: proto.Float64(float64(w.finished[i]))}})
+				run.Metric = append(run.Metric, &dto.Metric{Label: labels, Histogram: w.run[i].proto()})
+				if w.lastFinishMs[i] > 0 {
+					lastFinish.Metric = append(lastFinish.Metric, gauge(labels, float64(w.lastFinishMs[i])/1000))
+				}
+			case status == explorer.StatusUnknown && !seen:
+				continue // unknown appears only when seen
 			}
-			out = append(out, prometheus.MustNewConstMetric(jobsDesc, prometheus.GaugeValue, n, k.name, k.id, status))
-		}
-		if n := pending[explorer.StatusUnknown]; n > 0 {
-			out = append(out, prometheus.MustNewConstMetric(jobsDesc, prometheus.GaugeValue, n, k.name, k.id, explorer.StatusUnknown))
-		}
-		out = append(out, prometheus.MustNewConstMetric(createdDesc, prometheus.CounterValue, float64(w.created), k.name, k.id))
-		for i, code := range terminalStatuses {
-			status := explorer.StatusLabel(code)
-			out = append(out,
-				prometheus.MustNewConstMetric(finishedDesc, prometheus.CounterValue, float64(w.finished[i]), k.name, k.id, status),
-				prometheus.MustNewConstHistogram(runDesc, w.run[i].count, w.run[i].sum(), w.run[i].cumulative(), k.name, k.id, status))
-			if w.lastFinishMs[i] > 0 {
-				out = append(out, prometheus.MustNewConstMetric(lastFinishDesc, prometheus.GaugeValue, float64(w.lastFinishMs[i])/1000, k.name, k.id, status))
-			}
-		}
-		out = append(out, prometheus.MustNewConstHistogram(queueDesc, w.queue.count, w.queue.sum(), w.queue.cumulative(), k.name, k.id))
-		if t, ok := oldestRunning[k]; ok {
-			out = append(out, prometheus.MustNewConstMetric(oldestRunningDesc, prometheus.GaugeValue, float64(t)/1000, k.name, k.id))
+			jobs.Metric = append(jobs.Metric, gauge(labels, n))
 		}
 	}
-	return out
+	for _, k := range keys {
+		w, labels := s.workflows[k], workflowLabelPairs(k)
+		created.Metric = append(created.Metric, &dto.Metric{Label: labels, Counter: &dto.Counter{Value: proto.Float64(float64(w.created))}})
+		queue.Metric = append(queue.Metric, &dto.Metric{Label: labels, Histogram: w.queue.proto()})
+		if t, ok := oldestRunning[k]; ok {
+			oldest.Metric = append(oldest.Metric, gauge(labels, float64(t)/1000))
+		}
+	}
+	out := []*dto.MetricFamily{jobs, created, finished, run, queue, lastFinish, oldest}
+	sort.Slice(out, func(i, j int) bool { return out[i].GetName() < out[j].GetName() })
+	return slices.DeleteFunc(out, func(f *dto.MetricFamily) bool { return len(f.Metric) == 0 })
 }
 
-// scrape is what one scrape serves: the rendered job metrics of the last good
-// sync and the health of the last sync.
-type scrape struct {
-	metrics []prometheus.Metric
-	health  syncHealth
+// terminalCode returns the status code of a terminal status label.
+func terminalCode(status string) (int, bool) {
+	for _, code := range terminalStatuses {
+		if explorer.StatusLabel(code) == status {
+			return code, true
+		}
+	}
+	return 0, false
 }
 
-func (s scrape) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{upDesc, jobsDesc, createdDesc, finishedDesc, runDesc, queueDesc,
-		lastFinishDesc, oldestRunningDesc, lastSuccessDesc, syncDurationDesc, syncRequestsDesc} {
+func family(d *prometheus.Desc, t dto.MetricType) *dto.MetricFamily {
+	name, help := descNames[d][0], descNames[d][1]
+	return &dto.MetricFamily{Name: proto.String(name), Help: proto.String(help), Type: t.Enum()}
+}
+
+func gauge(labels []*dto.LabelPair, v float64) *dto.Metric {
+	return &dto.Metric{Label: labels, Gauge: &dto.Gauge{Value: proto.Float64(v)}}
+}
+
+// Label pairs, sorted by name as the exposition wants them.
+func workflowLabelPairs(k workflowKey) []*dto.LabelPair {
+	return []*dto.LabelPair{{Name: proto.String("workflow"), Value: proto.String(k.name)}, {Name: proto.String("workflow_id"), Value: proto.String(k.id)}}
+}
+
+func workflowStatusLabels(k workflowKey, status string) []*dto.LabelPair {
+	return append([]*dto.LabelPair{{Name: proto.String("status"), Value: proto.String(status)}}, workflowLabelPairs(k)...)
+}
+
+// health is the state of the last completed sync, as metrics.
+type health syncHealth
+
+func (h health) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{upDesc, lastSuccessDesc, syncDurationDesc, syncRequestsDesc} {
 		ch <- d
 	}
 }
 
-func (s scrape) Collect(ch chan<- prometheus.Metric) {
+func (h health) Collect(ch chan<- prometheus.Metric) {
 	up := 0.0
-	if s.health.ok {
+	if h.ok {
 		up = 1
 	}
 	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, up)
-	if !s.health.lastSuccess.IsZero() {
-		ch <- prometheus.MustNewConstMetric(lastSuccessDesc, prometheus.GaugeValue, float64(s.health.lastSuccess.UnixNano())/1e9)
+	if !h.lastSuccess.IsZero() {
+		ch <- prometheus.MustNewConstMetric(lastSuccessDesc, prometheus.GaugeValue, float64(h.lastSuccess.UnixNano())/1e9)
 	}
-	if s.health.duration > 0 {
-		ch <- prometheus.MustNewConstMetric(syncDurationDesc, prometheus.GaugeValue, s.health.duration.Seconds())
-		ch <- prometheus.MustNewConstMetric(syncRequestsDesc, prometheus.GaugeValue, float64(s.health.requests))
-	}
-	for _, m := range s.metrics {
-		ch <- m
+	if h.duration > 0 {
+		ch <- prometheus.MustNewConstMetric(syncDurationDesc, prometheus.GaugeValue, h.duration.Seconds())
+		ch <- prometheus.MustNewConstMetric(syncRequestsDesc, prometheus.GaugeValue, float64(h.requests))
 	}
 }

@@ -45,6 +45,7 @@ type state struct {
 	finishedSince map[int64]int64
 	floor         int64 // ms; see finishedSince
 	newest        int64 // latest createTime seen, ms
+	changed       bool  // a job was added, changed or forgotten since clone
 
 	runBuckets, queueBuckets []float64
 }
@@ -103,9 +104,13 @@ func (s *state) observe(j explorer.Job) {
 		if _, done := s.finishedSince[j.ID]; done {
 			return // terminal and counted already
 		}
+		s.changed = true
 		s.stats(key).created++
 		u = &unfinishedJob{createTime: j.CreateTime}
 		s.newest = max(s.newest, j.CreateTime)
+	}
+	if known && (u.key != key || u.status != j.Status || u.runBegin != j.RunBeginTime) {
+		s.changed = true
 	}
 	u.key, u.status, u.runBegin = key, j.Status, j.RunBeginTime
 	if !u.queued && j.RunBeginTime > 0 {
@@ -130,7 +135,10 @@ func (s *state) observe(j explorer.Job) {
 }
 
 // forget drops an unfinished job Explorer no longer has. Counters keep it.
-func (s *state) forget(id int64) { delete(s.unfinished, id) }
+func (s *state) forget(id int64) {
+	delete(s.unfinished, id)
+	s.changed = true
+}
 
 // listFrom is where the next incremental listing starts: overlap before the
 // newest job (jobs can become visible late), or earlier, to the oldest

@@ -1,0 +1,178 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer/explorertest"
+)
+
+// The benchmarks run against the fake over real HTTP on 127.0.0.1, with the
+// default options of the config file. Peak memory of the exporter process is
+// measured separately, by BenchmarkExporterMemory in the main package.
+
+var benchOptions = Options{
+	PageSize:     1000,
+	Overlap:      5 * time.Minute,
+	Lookback:     time.Hour,
+	SyncTimeout:  10 * time.Minute,
+	RunBuckets:   []float64{1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400},
+	QueueBuckets: []float64{0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600},
+}
+
+// cpuClock reports, when stopped, the process CPU time per op (the fake's
+// included): on a shared machine it is steadier than the wall time.
+func cpuClock(b *testing.B) (stop func()) {
+	start := cpuTime()
+	return func() { b.ReportMetric(float64((cpuTime()-start).Microseconds())/1000/float64(b.N), "cpu-ms/op") }
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func benchEnv(b *testing.B, jobs, workflows int) *testEnv {
+	b.Helper()
+	fake := explorertest.New()
+	srv := explorertest.NewServer(fake)
+	b.Cleanup(srv.Close)
+	if jobs > 0 {
+		fake.AddJobs(explorertest.Workload{Workflows: workflows, Seed: 1}.History(jobs))
+	}
+	e := &testEnv{fake: fake, url: srv.URL, opts: benchOptions, logs: &bytes.Buffer{}}
+	e.col = e.newCollector(&testing.T{})
+	return e
+}
+
+// BenchmarkSteadySync: one scrape's sync after ~50 new or changed jobs
+// (30 new, 20 unfinished ones moving on), on a long history.
+func BenchmarkSteadySync(b *testing.B) {
+	for _, jobs := range []int{100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("history=%d", jobs), func(b *testing.B) {
+			e := benchEnv(b, jobs, 200)
+			e.col.Sync(context.Background())
+			workflows := explorertest.Workload{Workflows: 200, Seed: 1}.WorkflowList()
+			newest := e.fake.Jobs()[jobs-1].CreateTime
+			requests := 0
+			b.ResetTimer()
+			defer cpuClock(b)()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				changed := 0
+				for id := range e.col.state.unfinished {
+					if changed == 20 {
+						break
+					}
+					e.fake.UpdateJob(id, func(j *explorer.Job) {
+						if j.RunBeginTime == 0 {
+							j.Status, j.RunBeginTime = explorer.StatusRunning, newest
+						} else {
+							j.Status, j.RunEndTime = explorer.StatusSuccess, newest
+						}
+					})
+					changed++
+				}
+				for n := 0; n < 50-changed; n++ {
+					newest += 2000
+					w := workflows[n%len(workflows)]
+					e.fake.AddJob(explorer.Job{WorkflowID: w.ID, WorkflowName: w.Name, CreateTime: newest})
+				}
+				b.StartTimer()
+				e.col.Sync(context.Background())
+				if !e.col.health.ok {
+					b.Fatalf("sync failed: %s", e.logs)
+				}
+				requests += e.col.health.requests
+			}
+			b.ReportMetric(float64(requests)/float64(b.N), "requests/op")
+		})
+	}
+}
+
+// BenchmarkColdSync is the first sync of a whole history; compare it with
+// BenchmarkFetchEveryPage, the cost of merely fetching every page once.
+func BenchmarkColdSync(b *testing.B) {
+	e := benchEnv(b, 100_000, 200)
+	b.ResetTimer()
+	defer cpuClock(b)()
+	for i := 0; i < b.N; i++ {
+		c := e.newCollector(&testing.T{})
+		c.Sync(context.Background())
+		if !c.health.ok {
+			b.Fatalf("sync failed: %s", e.logs)
+		}
+		b.ReportMetric(float64(c.health.requests), "requests/op")
+	}
+}
+
+func BenchmarkFetchEveryPage(b *testing.B) {
+	e := benchEnv(b, 100_000, 200)
+	client := e.col.client
+	b.ResetTimer()
+	defer cpuClock(b)()
+	for i := 0; i < b.N; i++ {
+		pages := 0
+		for page := 1; ; page++ {
+			p, err := client.ListJobs(context.Background(), explorer.Filter{OrderByCreateTime: "asc"}, page, benchOptions.PageSize)
+			if err != nil {
+				b.Fatal(err)
+			}
+			pages++
+			if page*benchOptions.PageSize >= p.Total {
+				break
+			}
+		}
+		b.ReportMetric(float64(pages), "requests/op")
+	}
+}
+
+// BenchmarkRender: rendering 1,000 workflows' metrics once per sync that
+// changed something, and serving them on a scrape (without its sync, which
+// BenchmarkSteadySync measures) as Prometheus asks for them (text, gzip) and
+// uncompressed.
+func BenchmarkRender(b *testing.B) {
+	e := benchEnv(b, 0, 0)
+	for w := 0; w < 1000; w++ {
+		for status := 0; status <= 5; status++ {
+			t := int64(1_700_000_000_000) + int64(w*6+status)*1000
+			e.fake.AddJob(explorer.Job{WorkflowID: fmt.Sprint(4_216_617_528 + w), WorkflowName: fmt.Sprintf("workflow_%d", w),
+				Status: status, CreateTime: t, RunBeginTime: t + 500, RunEndTime: t + 90_000})
+		}
+	}
+	e.col.Sync(context.Background())
+	b.Run("sync", func(b *testing.B) {
+		defer cpuClock(b)()
+		for i := 0; i < b.N; i++ {
+			newExposition(render(e.col.state))
+		}
+	})
+	for _, enc := range []string{"gzip", "identity"} {
+		b.Run("serve/"+enc, func(b *testing.B) {
+			size := 0
+			defer cpuClock(b)()
+			for i := 0; i < b.N; i++ {
+				r := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+				r.Header.Set("Accept", "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+				r.Header.Set("Accept-Encoding", enc)
+				w := httptest.NewRecorder()
+				e.col.serve(w, r, prometheus.DefaultGatherer)
+				if w.Code != 200 || !e.col.health.ok {
+					b.Fatalf("HTTP %d", w.Code)
+				}
+				size = w.Body.Len()
+			}
+			b.ReportMetric(float64(size), "bytes")
+		})
+	}
+}

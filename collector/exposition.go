@@ -1,0 +1,92 @@
+package collector
+
+import (
+	"bytes"
+	"compress/gzip"
+	"net/http"
+	"strings"
+	"sync"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+)
+
+// exposition is the job metrics of one sync, gathered once and encoded at
+// most once per format and compression. They change only when a sync
+// completes, while every scrape (of every Prometheus in an HA pair) reads
+// them; at 1,000 workflows, encoding and compressing them for each scrape
+// would be most of its cost.
+type exposition struct {
+	families []*dto.MetricFamily
+
+	mu      sync.Mutex
+	encoded map[string][]byte // by format and compression
+}
+
+func newExposition(families []*dto.MetricFamily) *exposition {
+	return &exposition{families: families, encoded: map[string][]byte{}}
+}
+
+// bytes returns the families encoded in format, gzipped as one gzip member
+// if gz: a client reads consecutive members as one stream.
+func (x *exposition) bytes(format expfmt.Format, gz bool) ([]byte, error) {
+	key := string(format)
+	if gz {
+		key += ";gzip"
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if b, ok := x.encoded[key]; ok {
+		return b, nil
+	}
+	b, err := encode(x.families, format, gz, false)
+	if err != nil {
+		return nil, err
+	}
+	x.encoded[key] = b
+	return b, nil
+}
+
+// encode writes families in format; with closing, also the format's end
+// (OpenMetrics' "# EOF").
+func encode(families []*dto.MetricFamily, format expfmt.Format, gz, closing bool) ([]byte, error) {
+	var buf bytes.Buffer
+	var w interface {
+		Write([]byte) (int, error)
+	} = &buf
+	var zw *gzip.Writer
+	if gz {
+		zw = gzip.NewWriter(&buf)
+		w = zw
+	}
+	enc := expfmt.NewEncoder(w, format)
+	for _, f := range families {
+		if err := enc.Encode(f); err != nil {
+			return nil, err
+		}
+	}
+	if closer, ok := enc.(expfmt.Closer); ok && closing {
+		if err := closer.Close(); err != nil {
+			return nil, err
+		}
+	}
+	if zw != nil {
+		if err := zw.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return buf.Bytes(), nil
+}
+
+// acceptsGzip reports whether the client takes a gzipped answer, as
+// Prometheus does.
+func acceptsGzip(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+			q := strings.ReplaceAll(params, " ", "")
+			return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+		}
+	}
+	return false
+}

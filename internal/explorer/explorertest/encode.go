@@ -1,0 +1,200 @@
+package explorertest
+
+import (
+	"encoding/hex"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
+)
+
+// cst is the zone of Explorer's task times and job names (the docs' examples are +08:00).
+var cst = time.FixedZone("CST", 8*3600)
+
+// appendJob encodes a listing item exactly as encoding/json would encode
+// explorer.Job (plus "tasks": null when asked), without reflection.
+func appendJob(b []byte, j *explorer.Job, tasksNull bool) []byte {
+	b = append(b, `{"id":`...)
+	b = strconv.AppendInt(b, j.ID, 10)
+	b = append(b, `,"name":`...)
+	b = appendString(b, j.Name)
+	b = append(b, `,"workflowId":`...)
+	b = appendString(b, j.WorkflowID)
+	b = append(b, `,"workflowName":`...)
+	b = appendString(b, j.WorkflowName)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(j.Status), 10)
+	b = append(b, `,"runBeginTime":`...)
+	b = strconv.AppendInt(b, j.RunBeginTime, 10)
+	b = append(b, `,"runEndTime":`...)
+	b = strconv.AppendInt(b, j.RunEndTime, 10)
+	b = append(b, `,"createTime":`...)
+	b = strconv.AppendInt(b, j.CreateTime, 10)
+	if tasksNull {
+		b = append(b, `,"tasks":null`...)
+	}
+	return append(b, '}')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString encodes s as a JSON string the way encoding/json does:
+// HTML-safe, invalid UTF-8 replaced by U+FFFD, U+2028 and U+2029 escaped.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// jobName is Explorer's job name: the workflow name, "_", and the creation
+// time as YYYYMMDDhhmmss in +08:00 (workflow_q745a_20220715090915).
+func jobName(workflowName string, t time.Time) string {
+	b := make([]byte, 0, len(workflowName)+15)
+	b = append(b, workflowName...)
+	b = append(b, '_')
+	return string(appendStamp(b, t))
+}
+
+func appendStamp(b []byte, t time.Time) []byte {
+	t = t.In(cst)
+	y, mo, d := t.Date()
+	h, mi, s := t.Clock()
+	b = appendDigits(b, y, 4)
+	b = appendDigits(b, int(mo), 2)
+	b = appendDigits(b, d, 2)
+	b = appendDigits(b, h, 2)
+	b = appendDigits(b, mi, 2)
+	return appendDigits(b, s, 2)
+}
+
+func appendDigits(b []byte, v, width int) []byte {
+	var d [8]byte
+	for i := width - 1; i >= 0; i-- {
+		d[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(b, d[:width]...)
+}
+
+// splitmix64 is a fast, well-mixing hash of one word (and the step of the SplitMix64 generator).
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+var taskNames = [...]string{
+	"Query", "BFS", "PageRank", "LPA", "WCC", "KCore", "SSSP", "Louvain",
+	"DegreeCentrality", "TriangleCount", "Jaccard", "HANP", "Node2Vec",
+	"ClosenessCentrality", "BetweennessCentrality", "ClusteringCoefficient",
+}
+
+// taskTime formats a millisecond time as Explorer's task times do; "" for 0.
+func taskTime(ms int64) string {
+	if ms == 0 {
+		return ""
+	}
+	return time.UnixMilli(ms).In(cst).Format(time.RFC3339)
+}
+
+// tasksFor makes up 1-3 plausible tasks of j, the same ones every time for
+// the same job state. Tasks run one after another over the job's run time:
+// a success ran them all; a failed, interrupted, running or stopping job
+// stopped at one task, the ones after it never ran (status 0, no times); a
+// preparing job ran none. An undocumented job status is copied to every task.
+func tasksFor(j explorer.Job, now time.Time) []explorer.Task {
+	h := splitmix64(uint64(j.ID))
+	n := 1 + int(h%3)
+	tasks := make([]explorer.Task, n)
+	for i := range tasks {
+		var id [16]byte
+		for k := range 2 {
+			x := splitmix64(h + uint64(2*i+k+1))
+			for m := range 8 {
+				id[8*k+m] = byte(x >> (8 * m))
+			}
+		}
+		tasks[i].ID = hex.EncodeToString(id[:])
+		tasks[i].Name = taskNames[(h>>(8+4*i))%uint64(len(taskNames))]
+	}
+	begin, end := j.RunBeginTime, j.RunEndTime
+	switch j.Status {
+	case explorer.StatusPreparing:
+		return tasks
+	case explorer.StatusSuccess, explorer.StatusFailed, explorer.StatusInterrupted,
+		explorer.StatusRunning, explorer.StatusStopping:
+	default:
+		for i := range tasks {
+			tasks[i].Status = j.Status
+			tasks[i].RunBeginTime, tasks[i].RunEndTime = taskTime(begin), taskTime(end)
+		}
+		return tasks
+	}
+	if begin == 0 {
+		return tasks // no run time to share out
+	}
+	last := n - 1 // the task the job stopped at
+	if j.Status != explorer.StatusSuccess {
+		last = int((h >> 40) % uint64(n))
+	}
+	stop := end
+	if stop == 0 || j.Status == explorer.StatusRunning || j.Status == explorer.StatusStopping {
+		stop = max(begin, now.UnixMilli())
+	}
+	bound := func(k int) int64 { return begin + (stop-begin)*int64(k)/int64(last+1) }
+	for i := 0; i <= last; i++ {
+		tasks[i].Status = explorer.StatusSuccess
+		tasks[i].RunBeginTime, tasks[i].RunEndTime = taskTime(bound(i)), taskTime(bound(i+1))
+	}
+	if j.Status != explorer.StatusSuccess {
+		tasks[last].Status = j.Status
+		tasks[last].RunEndTime = taskTime(end)
+	}
+	return tasks
+}

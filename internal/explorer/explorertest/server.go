@@ -1,0 +1,543 @@
+package explorertest
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
+)
+
+const (
+	apiPrefix      = "/api-open/v1/"
+	workflowsPath  = "/api-open/v1/workflows/"
+	maxRequestBody = 1 << 20
+)
+
+// errorNames are the envelope messages of Explorer's error codes.
+var errorNames = map[int]string{
+	explorer.CodeBadRequest:         "ErrBadRequest",
+	explorer.CodeParam:              "ErrParam",
+	explorer.CodeUnauthorized:       "ErrUnauthorized",
+	explorer.CodeSession:            "ErrSession",
+	explorer.CodeForbidden:          "ErrForbidden",
+	explorer.CodeNotFound:           "ErrNotFound",
+	explorer.CodeInternalServer:     "ErrInternalServer",
+	explorer.CodeInternalDatabase:   "ErrInternalDatabase",
+	explorer.CodeInternalController: "ErrInternalController",
+	explorer.CodeInternalLicense:    "ErrInternalLicense",
+	explorer.CodeUnknown:            "ErrUnknown",
+}
+
+// errorName returns the envelope message Explorer uses for code ("ErrUnknown" for codes it does not define).
+func errorName(code int) string {
+	if name, ok := errorNames[code]; ok {
+		return name
+	}
+	return errorNames[explorer.CodeUnknown]
+}
+
+// codeForStatus is the error code that goes with an HTTP status for Quirks.HTTPStatus.
+func codeForStatus(status int) int {
+	switch {
+	case status >= 500:
+		return explorer.CodeInternalServer
+	case status == http.StatusUnauthorized:
+		return explorer.CodeUnauthorized
+	case status == http.StatusForbidden:
+		return explorer.CodeForbidden
+	case status == http.StatusNotFound:
+		return explorer.CodeNotFound
+	case status >= 400:
+		return explorer.CodeBadRequest
+	default:
+		return explorer.CodeUnknown
+	}
+}
+
+// ServeHTTP answers one request of the open API.
+func (e *Explorer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	e.requests.Add(1)
+	q := e.quirks.Load()
+	if q.Delay > 0 {
+		t := time.NewTimer(q.Delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	if q.HTTPStatus != 0 {
+		writeError(w, q.HTTPStatus, codeForStatus(q.HTTPStatus))
+		return
+	}
+
+	path := r.URL.Path
+	if path == explorer.ConnectPath {
+		if !allowMethod(w, r, http.MethodPost) {
+			return
+		}
+		e.connect(w, r, q)
+		return
+	}
+	handler, methods := e.route(path)
+	if handler == nil {
+		writeError(w, http.StatusNotFound, explorer.CodeNotFound)
+		return
+	}
+	if !allowMethod(w, r, methods...) {
+		return
+	}
+	if q.ErrorCode != 0 {
+		writeError(w, http.StatusOK, q.ErrorCode)
+		return
+	}
+	if !e.authenticate(r, q) {
+		status := http.StatusUnauthorized
+		if q.AuthErrorHTTP200 {
+			status = http.StatusOK
+		}
+		writeError(w, status, explorer.CodeSession)
+		return
+	}
+	handler(w, r, q)
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, q *Quirks)
+
+// route finds the handler of an API path and the methods it allows; nil if the path is unknown.
+func (e *Explorer) route(path string) (handlerFunc, []string) {
+	switch {
+	case path == explorer.JobsPath:
+		return func(w http.ResponseWriter, r *http.Request, q *Quirks) { e.list(w, r, q, "", false) }, []string{http.MethodGet}
+	case strings.HasPrefix(path, explorer.JobsPath+"/"):
+		parts := strings.Split(strings.TrimPrefix(path, explorer.JobsPath+"/"), "/")
+		if parts[0] == "" {
+			return nil, nil
+		}
+		id := parts[0]
+		switch {
+		case len(parts) == 1:
+			return func(w http.ResponseWriter, r *http.Request, q *Quirks) { e.detail(w, q, id) }, []string{http.MethodGet}
+		case len(parts) == 2 && parts[1] == "cancel":
+			return func(w http.ResponseWriter, r *http.Request, q *Quirks) { e.cancel(w, id) }, []string{http.MethodPut}
+		}
+	case strings.HasPrefix(path, workflowsPath):
+		parts := strings.Split(strings.TrimPrefix(path, workflowsPath), "/")
+		if len(parts) == 2 && parts[0] != "" && parts[1] == "jobs" {
+			wid := parts[0]
+			return func(w http.ResponseWriter, r *http.Request, q *Quirks) {
+				if r.Method == http.MethodPost {
+					e.create(w, r, wid)
+					return
+				}
+				e.list(w, r, q, wid, true)
+			}, []string{http.MethodGet, http.MethodPost}
+		}
+	}
+	return nil, nil
+}
+
+func allowMethod(w http.ResponseWriter, r *http.Request, methods ...string) bool {
+	for _, m := range methods {
+		if r.Method == m {
+			return true
+		}
+	}
+	w.Header().Set("Allow", strings.Join(methods, ", "))
+	writeError(w, http.StatusMethodNotAllowed, explorer.CodeBadRequest)
+	return false
+}
+
+// answer is the envelope as the fake writes it.
+type answer struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	Data    any    `json:"data"`
+}
+
+func writeError(w http.ResponseWriter, status, code int) {
+	writeJSON(w, status, answer{Code: code, Message: errorName(code)}, false)
+}
+
+func writeOK(w http.ResponseWriter, data any, truncate bool) {
+	writeJSON(w, http.StatusOK, answer{Code: explorer.CodeOK, Message: "Success", Data: data}, truncate)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any, truncate bool) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("explorertest: " + err.Error()) // only our own types are encoded
+	}
+	writeBody(w, status, b, truncate)
+}
+
+func writeBody(w http.ResponseWriter, status int, b []byte, truncate bool) {
+	if truncate {
+		b = b[:len(b)/2]
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// connect is POST /api-open/v1/connect: check the body and the Bearer credentials, issue a token.
+func (e *Explorer) connect(w http.ResponseWriter, r *http.Request, q *Quirks) {
+	if !validConnectBody(r.Body) {
+		e.failedLogins.Add(1)
+		writeError(w, http.StatusBadRequest, explorer.CodeParam)
+		return
+	}
+	user, password, enc, ok := parseBearer(r.Header.Get("Authorization"))
+	e.authMu.Lock()
+	ok = ok && (q.Encodings == BothEncodings || q.Encodings == enc) &&
+		user == e.user && password == e.password
+	e.authMu.Unlock()
+	if !ok {
+		e.failedLogins.Add(1)
+		writeError(w, http.StatusUnauthorized, explorer.CodeUnauthorized)
+		return
+	}
+
+	maxAge := q.TokenMaxAge
+	if maxAge <= 0 {
+		maxAge = DefaultTokenMaxAge
+	}
+	var raw [16]byte
+	_, _ = rand.Read(raw[:])
+	token := hex.EncodeToString(raw[:])
+	now := e.Now()
+	e.authMu.Lock()
+	for t, s := range e.sessions { // keep the map small across many logins
+		if !now.Before(s.expires) {
+			delete(e.sessions, t)
+		}
+	}
+	e.sessions[token] = &session{expires: now.Add(maxAge)}
+	e.authMu.Unlock()
+	e.logins.Add(1)
+
+	http.SetCookie(w, &http.Cookie{
+		Name:     explorer.TokenCookie,
+		Value:    token,
+		Path:     "/",
+		MaxAge:   max(1, int(maxAge/time.Second)),
+		HttpOnly: true,
+	})
+	writeOK(w, map[string]bool{"success": true}, false)
+}
+
+// validConnectBody reports whether body is {"address": non-empty string, "port": integer 1-65535}.
+func validConnectBody(body io.Reader) bool {
+	b, err := io.ReadAll(io.LimitReader(body, maxRequestBody))
+	if err != nil {
+		return false
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(b, &fields) != nil {
+		return false
+	}
+	var address string
+	if json.Unmarshal(fields["address"], &address) != nil || strings.TrimSpace(address) == "" {
+		return false
+	}
+	p := bytes.TrimSpace(fields["port"])
+	if len(p) == 0 || (p[0] != '-' && (p[0] < '0' || p[0] > '9')) { // a JSON number, not a string
+		return false
+	}
+	var port int
+	return json.Unmarshal(p, &port) == nil && port >= 1 && port <= 65535
+}
+
+// parseBearer decodes "Bearer <base64>" in either encoding and says which one it was.
+func parseBearer(header string) (user, password string, enc Encodings, ok bool) {
+	scheme, b64, found := strings.Cut(strings.TrimSpace(header), " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") {
+		return "", "", 0, false
+	}
+	b64 = strings.TrimSpace(b64)
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		if raw, err = base64.RawStdEncoding.DecodeString(b64); err != nil {
+			return "", "", 0, false
+		}
+	}
+	if t := bytes.TrimSpace(raw); len(t) > 0 && t[0] == '[' {
+		var pair []string
+		if json.Unmarshal(t, &pair) != nil || len(pair) != 2 {
+			return "", "", 0, false
+		}
+		return pair[0], pair[1], JSONOnly, true
+	}
+	user, password, found = strings.Cut(string(raw), ":")
+	return user, password, ColonOnly, found
+}
+
+// authenticate checks the explorer_token cookie and counts one use of it.
+func (e *Explorer) authenticate(r *http.Request, q *Quirks) bool {
+	c, err := r.Cookie(explorer.TokenCookie)
+	if err != nil {
+		return false
+	}
+	now := e.Now()
+	e.authMu.Lock()
+	defer e.authMu.Unlock()
+	s := e.sessions[c.Value]
+	switch {
+	case s == nil:
+		return false
+	case !now.Before(s.expires), q.TokenUses > 0 && s.uses >= q.TokenUses:
+		delete(e.sessions, c.Value)
+		return false
+	}
+	s.uses++
+	return true
+}
+
+// listing is a parsed listing request.
+type listing struct {
+	filter     explorer.Filter
+	asc        bool
+	page, size int
+	workflowID string
+	byWorkflow bool
+}
+
+// parseListing reads filter, pageSize and page from the query string.
+func parseListing(r *http.Request) (listing, bool) {
+	v := r.URL.Query()
+	l := listing{page: 1, size: 10}
+	if s := v.Get("filter"); s != "" {
+		if json.Unmarshal([]byte(s), &l.filter) != nil {
+			return l, false
+		}
+	}
+	switch strings.ToLower(l.filter.OrderByCreateTime) {
+	case "", "desc":
+	case "asc":
+		l.asc = true
+	default:
+		return l, false
+	}
+	for _, p := range []struct {
+		name string
+		to   *int
+	}{{"pageSize", &l.size}, {"page", &l.page}} {
+		if s := v.Get(p.name); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 {
+				return l, false
+			}
+			*p.to = n
+		}
+	}
+	return l, true
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+// list is GET /api-open/v1/jobs and GET /api-open/v1/workflows/<id>/jobs.
+func (e *Explorer) list(w http.ResponseWriter, r *http.Request, q *Quirks, workflowID string, byWorkflow bool) {
+	l, ok := parseListing(r)
+	if !ok {
+		writeError(w, http.StatusBadRequest, explorer.CodeParam)
+		return
+	}
+	l.workflowID, l.byWorkflow = workflowID, byWorkflow
+	if q.MaxPageSize > 0 {
+		l.size = min(l.size, q.MaxPageSize)
+	}
+	if q.OnList != nil {
+		q.OnList(l.filter, l.page)
+	}
+	bp := bufPool.Get().(*[]byte)
+	b := e.appendPage((*bp)[:0], l, q.TasksNull)
+	e.lists.Add(1)
+	writeBody(w, http.StatusOK, b, q.TruncateBody)
+	if cap(b) <= 8<<20 {
+		*bp = b
+		bufPool.Put(bp)
+	}
+}
+
+// appendPage encodes the envelope of one listing page. Without a status,
+// name or workflow filter it touches only the page's jobs.
+func (e *Explorer) appendPage(b []byte, l listing, tasksNull bool) []byte {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	jobs := e.window(l.filter.FromCreateTime, l.filter.ToCreateTime)
+	offset := len(jobs) // past the end unless the multiplication fits
+	if l.page-1 <= len(jobs)/l.size {
+		offset = (l.page - 1) * l.size
+	}
+
+	b = append(b, `{"code":0,"message":"Success","data":{"items":[`...)
+	emitted := 0
+	emit := func(j *explorer.Job) {
+		if emitted > 0 {
+			b = append(b, ',')
+		}
+		b = appendJob(b, j, tasksNull)
+		emitted++
+	}
+	total := 0
+	if l.filter.Status == nil && l.filter.Name == "" && !l.byWorkflow {
+		total = len(jobs)
+		n := max(0, min(l.size, total-offset))
+		for k := range n {
+			i := offset + k
+			if !l.asc {
+				i = total - 1 - i
+			}
+			emit(&jobs[i])
+		}
+	} else {
+		for k := range jobs {
+			i := k
+			if !l.asc {
+				i = len(jobs) - 1 - k
+			}
+			j := &jobs[i]
+			if (l.filter.Status != nil && j.Status != *l.filter.Status) ||
+				(l.filter.Name != "" && !strings.Contains(j.Name, l.filter.Name)) ||
+				(l.byWorkflow && j.WorkflowID != l.workflowID) {
+				continue
+			}
+			if total >= offset && total-offset < l.size {
+				emit(j)
+			}
+			total++
+		}
+	}
+	b = append(b, `],"total":`...)
+	b = strconv.AppendInt(b, int64(total), 10)
+	b = append(b, `,"Page":`...)
+	b = strconv.AppendInt(b, int64(l.page), 10)
+	b = append(b, `,"PageSize":`...)
+	b = strconv.AppendInt(b, int64(l.size), 10)
+	return append(b, "}}"...)
+}
+
+// window returns the jobs with from <= CreateTime <= to; a zero bound is no bound.
+func (e *Explorer) window(from, to int64) []explorer.Job {
+	lo, hi := 0, len(e.jobs)
+	if from != 0 {
+		lo = searchCreateTime(e.jobs, from)
+	}
+	if to != 0 && to != math.MaxInt64 {
+		hi = searchCreateTime(e.jobs, to+1)
+	}
+	return e.jobs[lo:max(lo, hi)]
+}
+
+// searchCreateTime returns the index of the first job with CreateTime >= t.
+func searchCreateTime(jobs []explorer.Job, t int64) int {
+	lo, hi := 0, len(jobs)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if jobs[m].CreateTime < t {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+// jobID parses the <job_id> of a path.
+func jobID(s string) (int64, bool) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	return id, err == nil
+}
+
+// detail is GET /api-open/v1/jobs/<id>.
+func (e *Explorer) detail(w http.ResponseWriter, q *Quirks, idText string) {
+	id, ok := jobID(idText)
+	if !ok {
+		writeError(w, http.StatusBadRequest, explorer.CodeParam)
+		return
+	}
+	j, ok := e.Job(id)
+	if !ok {
+		writeError(w, http.StatusNotFound, explorer.CodeNotFound)
+		return
+	}
+	e.details.Add(1)
+	writeOK(w, explorer.JobDetail{Job: j, Tasks: tasksFor(j, e.Now())}, q.TruncateBody)
+}
+
+// cancel is PUT /api-open/v1/jobs/<id>/cancel: a job not yet terminal becomes
+// interrupted, with runEndTime now. Cancelling a terminal job changes nothing.
+func (e *Explorer) cancel(w http.ResponseWriter, idText string) {
+	id, ok := jobID(idText)
+	if !ok {
+		writeError(w, http.StatusBadRequest, explorer.CodeParam)
+		return
+	}
+	nowMS := e.Now().UnixMilli()
+	found := e.UpdateJob(id, func(j *explorer.Job) {
+		if !explorer.IsTerminal(j.Status) {
+			j.Status = explorer.StatusInterrupted
+			j.RunEndTime = nowMS
+		}
+	})
+	if !found {
+		writeError(w, http.StatusNotFound, explorer.CodeNotFound)
+		return
+	}
+	writeOK(w, map[string]bool{"success": true}, false)
+}
+
+// create is POST /api-open/v1/workflows/<id>/jobs with {"input": {...}}: a
+// new preparing job of a workflow that has jobs already (else 404).
+func (e *Explorer) create(w http.ResponseWriter, r *http.Request, workflowID string) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody))
+	var body struct {
+		Input map[string]any `json:"input"`
+	}
+	if err != nil || json.Unmarshal(b, &body) != nil {
+		writeError(w, http.StatusBadRequest, explorer.CodeParam)
+		return
+	}
+	now := e.Now()
+	e.mu.Lock()
+	name, ok := e.workflowNameLocked(workflowID)
+	var j explorer.Job
+	if ok {
+		j = e.addLocked(explorer.Job{
+			Name:         jobName(name, now),
+			WorkflowID:   workflowID,
+			WorkflowName: name,
+			Status:       explorer.StatusPreparing,
+			CreateTime:   now.UnixMilli(),
+		}, now.UnixMilli())
+	}
+	e.mu.Unlock()
+	if !ok {
+		writeError(w, http.StatusNotFound, explorer.CodeNotFound)
+		return
+	}
+	writeOK(w, map[string]int64{"id": j.ID}, false)
+}
+
+// workflowNameLocked returns the name of workflowID on its newest job.
+func (e *Explorer) workflowNameLocked(workflowID string) (string, bool) {
+	for i := len(e.jobs) - 1; i >= 0; i-- {
+		if e.jobs[i].WorkflowID == workflowID {
+			return e.jobs[i].WorkflowName, true
+		}
+	}
+	return "", false
+}
