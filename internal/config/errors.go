@@ -1,0 +1,254 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"strings"
+
+	promconfig "github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v3"
+)
+
+// yaml.v3 decides what is accepted; its messages, though, name Go types
+// ("field passwd not found in type config.plain") and lose the line of an
+// UnmarshalYAML error (a bad duration). So when the strict decode fails,
+// decodeError walks the node tree against Config's type and says, per line,
+// which dotted field is wrong and why.
+
+var (
+	yamlLine  = regexp.MustCompile(`^line (\d+): `)
+	goType    = regexp.MustCompile(` (?:into|in type) [\w.*\[\]]+`)
+	yamlValue = regexp.MustCompile("(?: `[^`]*`)+")
+)
+
+// syntaxError rewrites a parse error: "yaml: line 3: mapping values are not
+// allowed in this context" becomes "line 3: invalid YAML: mapping values ...".
+func syntaxError(err error) error {
+	s := strings.TrimPrefix(err.Error(), "yaml: ")
+	if m := yamlLine.FindString(s); m != "" {
+		return errors.New(m + "invalid YAML: " + s[len(m):])
+	}
+	return errors.New("invalid YAML: " + s)
+}
+
+// decodeError describes why the strict decode of doc failed.
+func decodeError(doc *yaml.Node, err error) error {
+	w := walker{active: map[*yaml.Node]bool{}}
+	if len(doc.Content) == 1 {
+		w.mapping(doc.Content[0], reflect.TypeFor[Config](), "")
+	}
+	if len(w.issues) == 0 {
+		w.issues = []string{cleanYAML(err)} // a case the walk does not foresee
+	}
+	return errors.New(strings.Join(w.issues, "; "))
+}
+
+// cleanYAML keeps yaml.v3's own words, without Go type names or quoted
+// values (which could be a password).
+func cleanYAML(err error) string {
+	s := strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n  ")
+	s = strings.TrimPrefix(s, "yaml: ")
+	s = goType.ReplaceAllString(s, "")
+	s = yamlValue.ReplaceAllString(s, "")
+	return strings.ReplaceAll(s, "\n  ", "; ")
+}
+
+type walker struct {
+	issues []string
+	active map[*yaml.Node]bool // mappings being walked, against merge loops
+}
+
+func (w *walker) addf(n *yaml.Node, path, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if path != "" {
+		msg = path + ": " + msg
+	}
+	w.issues = append(w.issues, fmt.Sprintf("line %d: %s", n.Line, msg))
+}
+
+// mapping walks n, which is to decode into the struct type t.
+func (w *walker) mapping(n *yaml.Node, t reflect.Type, path string) {
+	n = resolve(n)
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		if path == "" {
+			w.addf(n, "", "the file must be a mapping with the sections explorer, sync and metrics, got %s", describe(n, true))
+		} else {
+			w.addf(n, path, "must be a mapping of keys, got %s", describe(n, true))
+		}
+		return
+	}
+	if w.active[n] {
+		w.addf(n, path, "a merge (<<) includes the mapping it is in")
+		return
+	}
+	w.active[n] = true
+	defer delete(w.active, n)
+
+	before := len(w.issues)
+	fields := yamlFields(t)
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := resolve(n.Content[i]), n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			w.addf(k, path, "keys must be plain words, got %s", describe(k, false))
+			continue
+		}
+		if line, dup := seen[k.Value]; dup {
+			w.addf(k, "", "key %q appears twice %s (first on line %d)", k.Value, where(path), line)
+			continue
+		}
+		seen[k.Value] = k.Line
+		if k.ShortTag() == "!!merge" {
+			w.merge(v, t, path)
+			continue
+		}
+		f, ok := fields[k.Value]
+		if !ok {
+			w.addf(k, "", "unknown key %q %s", k.Value, where(path))
+			continue
+		}
+		sub := k.Value
+		if path != "" {
+			sub = path + "." + k.Value
+		}
+		if f.Type.Kind() == reflect.Struct {
+			w.mapping(v, f.Type, sub)
+		} else {
+			w.leaf(v, f.Type, sub)
+		}
+	}
+	if len(w.issues) == before {
+		// The type's own UnmarshalYAML may refuse what it got (TLSConfig
+		// checks that ca and ca_file are not both set, for instance).
+		if err := n.Decode(reflect.New(t).Interface()); err != nil {
+			w.addf(n, path, "%s", cleanYAML(err))
+		}
+	}
+}
+
+// where names the section a key is in.
+func where(path string) string {
+	if path == "" {
+		return "at the top level"
+	}
+	return "in " + path
+}
+
+// merge walks the value of a merge key (<<): a mapping or a list of them.
+func (w *walker) merge(v *yaml.Node, t reflect.Type, path string) {
+	v = resolve(v)
+	if v.Kind == yaml.SequenceNode {
+		for _, m := range v.Content {
+			if m = resolve(m); m.Kind != yaml.MappingNode {
+				w.addf(m, path, "a merge (<<) must name mappings, got %s", describe(m, true))
+				continue
+			}
+			w.mapping(m, t, path)
+		}
+		return
+	}
+	if v.Kind != yaml.MappingNode {
+		w.addf(v, path, "a merge (<<) must name a mapping, got %s", describe(v, true))
+		return
+	}
+	w.mapping(v, t, path)
+}
+
+var (
+	durationType   = reflect.TypeFor[model.Duration]()
+	tlsVersionType = reflect.TypeFor[promconfig.TLSVersion]()
+	secretType     = reflect.TypeFor[promconfig.Secret]()
+)
+
+// leaf checks a value that is not a section.
+func (w *walker) leaf(v *yaml.Node, t reflect.Type, path string) {
+	n := resolve(v)
+	if isNull(n) {
+		return // yaml.v3 leaves the field as it is
+	}
+	if t.Kind() == reflect.Slice {
+		if n.Kind != yaml.SequenceNode {
+			w.addf(n, path, "must be a list, got %s", describe(n, true))
+			return
+		}
+		for i, e := range n.Content {
+			w.leaf(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
+		}
+		return
+	}
+	if err := n.Decode(reflect.New(t).Interface()); err == nil {
+		return
+	}
+	// Strings, the password above all, are never quoted back.
+	got := describe(n, t.Kind() != reflect.String)
+	switch {
+	case t == durationType:
+		w.addf(n, path, "must be a duration such as 30s, 5m or 1h30m, got %s", got)
+	case t == tlsVersionType:
+		w.addf(n, path, "must be TLS10, TLS11, TLS12 or TLS13, got %s", got)
+	case t == secretType, t.Kind() == reflect.String:
+		w.addf(n, path, "must be a string, got %s", got)
+	case t.Kind() == reflect.Bool:
+		w.addf(n, path, "must be true or false, got %s", got)
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64:
+		w.addf(n, path, "must be a whole number, got %s", got)
+	case t.Kind() == reflect.Float64 || t.Kind() == reflect.Float32:
+		w.addf(n, path, "must be a number, got %s", got)
+	default:
+		w.addf(n, path, "invalid value %s", got)
+	}
+}
+
+// describe names what a node holds; quote says whether a scalar's value may
+// be shown.
+func describe(n *yaml.Node, quote bool) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	}
+	if !quote {
+		return "a value tagged " + n.ShortTag()
+	}
+	v := n.Value
+	if r := []rune(v); len(r) > 40 {
+		v = string(r[:37]) + "..."
+	}
+	return fmt.Sprintf("%q", v)
+}
+
+// resolve follows aliases to the node they name.
+func resolve(n *yaml.Node) *yaml.Node {
+	for i := 0; n.Kind == yaml.AliasNode && n.Alias != nil && i < 100; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
+}
+
+// yamlFields maps the yaml keys of struct type t to its fields.
+func yamlFields(t reflect.Type) map[string]reflect.StructField {
+	fields := map[string]reflect.StructField{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if !f.IsExported() || name == "-" {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		fields[name] = f
+	}
+	return fields
+}
