@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
 	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer/explorertest"
@@ -137,10 +138,10 @@ func BenchmarkFetchEveryPage(b *testing.B) {
 	}
 }
 
-// BenchmarkRender: rendering 1,000 workflows' metrics once per sync that
-// changed something, and serving them on a scrape (without its sync, which
-// BenchmarkSteadySync measures) as Prometheus asks for them (text, gzip) and
-// uncompressed.
+// BenchmarkRender: rendering and encoding 1,000 workflows' metrics (text,
+// gzip), done once per sync that changed something, and serving them on a
+// scrape (without its sync, which BenchmarkSteadySync measures) as
+// Prometheus asks for them (text, gzip) and uncompressed.
 func BenchmarkRender(b *testing.B) {
 	e := benchEnv(b, 0, 0)
 	for w := 0; w < 1000; w++ {
@@ -154,7 +155,9 @@ func BenchmarkRender(b *testing.B) {
 	b.Run("sync", func(b *testing.B) {
 		defer cpuClock(b)()
 		for i := 0; i < b.N; i++ {
-			newExposition(render(e.col.state))
+			if _, err := newExposition(e.col.state).bytes(expfmt.NewFormat(expfmt.TypeTextPlain), true); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 	for _, enc := range []string{"gzip", "identity"} {

@@ -185,7 +185,7 @@ func (c *Collector) syncOnce() {
 		c.health.lastSuccess = end // nothing changed: keep serving the same metrics
 		return
 	}
-	c.state, c.jobs, c.health.lastSuccess = next, newExposition(render(next)), end
+	c.state, c.jobs, c.health.lastSuccess = next, newExposition(next), end
 	if full {
 		c.lastFull = start
 	}
@@ -202,7 +202,7 @@ func (c *Collector) Gatherer() prometheus.Gatherer {
 		reg.MustRegister(h)
 		families, err := reg.Gather()
 		if jobs != nil {
-			families = append(families, jobs.families...)
+			families = append(families, render(jobs.state)...)
 		}
 		return families, err
 	})

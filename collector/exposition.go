@@ -11,20 +11,21 @@ import (
 	"github.com/prometheus/common/expfmt"
 )
 
-// exposition is the job metrics of one sync, gathered once and encoded at
-// most once per format and compression. They change only when a sync
-// completes, while every scrape (of every Prometheus in an HA pair) reads
-// them; at 1,000 workflows, encoding and compressing them for each scrape
-// would be most of its cost.
+// exposition is the job metrics of one synced state, rendered and encoded
+// at most once per format and compression asked for. They change only when
+// a sync changes the state, while every scrape (of every Prometheus in an HA
+// pair) reads them; at 1,000 workflows, rendering and encoding them for each
+// scrape would be most of its cost. Only the encoded bytes are kept: the
+// rendered families weigh ten times more.
 type exposition struct {
-	families []*dto.MetricFamily
+	state *state // never modified once synced
 
 	mu      sync.Mutex
 	encoded map[string][]byte // by format and compression
 }
 
-func newExposition(families []*dto.MetricFamily) *exposition {
-	return &exposition{families: families, encoded: map[string][]byte{}}
+func newExposition(s *state) *exposition {
+	return &exposition{state: s, encoded: map[string][]byte{}}
 }
 
 // bytes returns the families encoded in format, gzipped as one gzip member
@@ -39,7 +40,7 @@ func (x *exposition) bytes(format expfmt.Format, gz bool) ([]byte, error) {
 	if b, ok := x.encoded[key]; ok {
 		return b, nil
 	}
-	b, err := encode(x.families, format, gz, false)
+	b, err := encode(render(x.state), format, gz, false)
 	if err != nil {
 		return nil, err
 	}

@@ -27,6 +27,11 @@ const (
 // maxBody bounds what one answer may hold, so a broken server cannot exhaust memory.
 const maxBody = 64 << 20
 
+// bodyBuffers keep answers' bytes between requests: a sync reads hundreds of
+// pages of the same size, and growing a new buffer for each is most of the
+// exporter's garbage.
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 // Config is what the client needs to reach and log in to Explorer.
 type Config struct {
 	URL          string                 // base URL, e.g. http://127.0.0.1:7002
@@ -109,8 +114,10 @@ func (c *Client) EachJob(ctx context.Context, f Filter, pageSize int, visit func
 	f.OrderByCreateTime = "asc"
 	page := 1
 	lastCreate, seenAtLast := f.FromCreateTime, map[int64]bool{}
+	p := &JobPage{} // reused: decoding refills Items in place
 	for {
-		p, err := c.ListJobs(ctx, f, page, pageSize)
+		p.Items = p.Items[:0]
+		err := c.call(ctx, "list jobs", http.MethodGet, JobsPath, f.Query(page, pageSize), p)
 		requests++
 		if err != nil {
 			return requests, err
@@ -129,6 +136,9 @@ func (c *Client) EachJob(ctx context.Context, f Filter, pageSize int, visit func
 		size := p.PageSize
 		if size <= 0 {
 			size = len(p.Items)
+		}
+		if len(p.Items) == 0 && (page-1)*size < p.Total {
+			return requests, fmt.Errorf("list jobs: page %d is empty, but the answer says %d jobs", page, p.Total)
 		}
 		if len(p.Items) == 0 || (page-1)*size+len(p.Items) >= p.Total {
 			return requests, nil
@@ -265,14 +275,16 @@ func (c *Client) roundTrip(ctx context.Context, op, method, path string, query u
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
-	if err != nil {
+	buf := bodyBuffers.Get().(*bytes.Buffer)
+	defer bodyBuffers.Put(buf)
+	buf.Reset()
+	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, maxBody+1)); err != nil {
 		return nil, fmt.Errorf("%s: reading answer: %w", op, err)
 	}
-	if len(raw) > maxBody {
+	if buf.Len() > maxBody {
 		return nil, fmt.Errorf("%s: answer larger than %d bytes", op, maxBody)
 	}
-	if err := decode(op, resp.StatusCode, raw, out); err != nil {
+	if err := decode(op, resp.StatusCode, buf.Bytes(), out); err != nil {
 		return nil, err
 	}
 	return resp.Cookies(), nil
@@ -282,29 +294,57 @@ func (c *Client) roundTrip(ctx context.Context, op, method, path string, query u
 // out (if not nil). Explorer's docs do not say which HTTP status goes with an
 // error, so a non-2xx status and a non-zero code are both *Error.
 func decode(op string, status int, raw []byte, out any) error {
-	var env Envelope
-	decodeErr := json.Unmarshal(raw, &env)
 	if status < 200 || status > 299 {
 		e := &Error{Op: op, HTTPStatus: status}
-		if decodeErr == nil {
-			e.Code, e.Message = env.Code, env.Message
+		var env Envelope
+		if json.Unmarshal(raw, &env) == nil {
+			e.Code, e.Message = env.Code, truncate(env.Message)
 		}
 		return e
 	}
-	if decodeErr != nil {
-		return fmt.Errorf("%s: answer is not valid JSON: %w", op, decodeErr)
+	// Data goes straight into out, without a copy of the page in between.
+	env := struct {
+		Code    *int     `json:"code"`
+		Message string   `json:"message"`
+		Data    dataInto `json:"data"`
+	}{Data: dataInto{out: out}}
+	err := json.Unmarshal(raw, &env)
+	if err != nil && env.Code != nil && *env.Code != CodeOK {
+		err = nil // an error answer whose data has another shape
 	}
-	if env.Code != CodeOK {
-		return &Error{Op: op, HTTPStatus: status, Code: env.Code, Message: env.Message}
-	}
-	if out == nil {
-		return nil
-	}
-	if len(env.Data) == 0 || string(env.Data) == "null" {
+	switch {
+	case err != nil && !json.Valid(raw):
+		return fmt.Errorf("%s: answer is not valid JSON: %w", op, err)
+	case err != nil:
+		return fmt.Errorf("%s: unexpected data: %w", op, err)
+	case env.Code == nil:
+		return fmt.Errorf("%s: answer has no code", op)
+	case *env.Code != CodeOK:
+		return &Error{Op: op, HTTPStatus: status, Code: *env.Code, Message: truncate(env.Message)}
+	case out != nil && !env.Data.seen:
 		return fmt.Errorf("%s: answer has no data", op)
 	}
-	if err := json.Unmarshal(env.Data, out); err != nil {
-		return fmt.Errorf("%s: unexpected data: %w", op, err)
-	}
 	return nil
+}
+
+// dataInto decodes an envelope's data into out and notes whether there was any.
+type dataInto struct {
+	out  any
+	seen bool
+}
+
+func (d *dataInto) UnmarshalJSON(b []byte) error {
+	if d.out == nil || string(b) == "null" {
+		return nil
+	}
+	d.seen = true
+	return json.Unmarshal(b, d.out)
+}
+
+// truncate bounds the error name Explorer sends, which goes into logs.
+func truncate(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "..."
+	}
+	return s
 }

@@ -1,6 +1,7 @@
 package explorer
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 )
@@ -24,5 +25,35 @@ func FuzzDecode(f *testing.F) {
 		}
 		var detail JobDetail
 		_ = decode("get job", status, raw, &detail)
+		if err == nil && !bytes.Contains(bytes.ToLower(raw), []byte(`ata"`)) {
+			t.Fatalf("an answer without data was accepted: %s", raw)
+		}
 	})
+}
+
+func TestDecode(t *testing.T) {
+	cases := []struct {
+		name, raw string
+		status    int
+		wantErr   string
+	}{
+		{"a good page decodes", `{"code":0,"message":"Success","data":{"items":[],"total":0,"Page":1,"PageSize":10}}`, 200, ""},
+		{"an answer without data is an error, not an empty page", `{"code":0,"message":"Success"}`, 200, "list jobs: answer has no data"},
+		{"null data is an error", `{"code":0,"data":null}`, 200, "list jobs: answer has no data"},
+		{"an answer without code is an error", `{"data":{"items":[]}}`, 200, "list jobs: answer has no code"},
+		{"an error code wins over data of another shape", `{"code":50004001,"message":"ErrInternalDatabase","data":"oops"}`, 200,
+			"list jobs: explorer answered HTTP 200, code 50004001 (ErrInternalDatabase)"},
+		{"data of the wrong shape is an error", `{"code":0,"data":{"items":"x"}}`, 200, "list jobs: unexpected data"},
+		{"cut JSON is an error", `{"code":0,"data":{"items":[`, 200, "list jobs: answer is not valid JSON"},
+		{"a 502 from a proxy is an error without code", `<html>bad gateway</html>`, 502, "list jobs: explorer answered HTTP 502"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var p JobPage
+			err := decode("list jobs", tc.status, []byte(tc.raw), &p)
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.wantErr)) {
+				t.Errorf("err = %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
 }
