@@ -156,12 +156,9 @@ func (s *state) listFrom(overlapMs, lookbackMs int64) int64 {
 
 // raiseFloor forgets the finished jobs below a new floor; floors only rise.
 func (s *state) raiseFloor(floor int64) {
-	if floor <= s.floor {
-		return
-	}
-	s.floor = floor
+	s.floor = max(s.floor, floor)
 	for id, t := range s.finishedSince {
-		if t < floor {
+		if t < s.floor {
 			delete(s.finishedSince, id)
 		}
 	}

@@ -28,9 +28,11 @@ func (y *syncer) full(ctx context.Context, s *state) error {
 	lookbackMs := y.lookback.Milliseconds()
 	limit := 1024
 	return y.each(ctx, explorer.Filter{}, func(j explorer.Job) {
+		// Jobs arrive oldest first and no later listing starts before
+		// newest - lookback, so older jobs need no dedup entry: raise the
+		// floor as we go, and trim the entries below it now and then.
+		s.floor = max(s.floor, j.CreateTime-lookbackMs)
 		s.observe(j)
-		// Jobs arrive oldest first, so the dedup set can be trimmed on the
-		// way: no later listing starts before newest - lookback.
 		if len(s.finishedSince) > limit {
 			s.raiseFloor(s.newest - lookbackMs)
 			limit = max(1024, 2*len(s.finishedSince))

@@ -114,10 +114,11 @@ func (c *Client) EachJob(ctx context.Context, f Filter, pageSize int, visit func
 	f.OrderByCreateTime = "asc"
 	page := 1
 	lastCreate, seenAtLast := f.FromCreateTime, map[int64]bool{}
-	p := &JobPage{} // reused: decoding refills Items in place
 	for {
-		p.Items = p.Items[:0]
-		err := c.call(ctx, "list jobs", http.MethodGet, JobsPath, f.Query(page, pageSize), p)
+		// A fresh page each time: decoding into reused items would keep the
+		// fields an item leaves out (runEndTime of a running job) from the
+		// item decoded there before.
+		p, err := c.ListJobs(ctx, f, page, pageSize)
 		requests++
 		if err != nil {
 			return requests, err

@@ -13,8 +13,9 @@ import (
 var cst = time.FixedZone("CST", 8*3600)
 
 // appendJob encodes a listing item exactly as encoding/json would encode
-// explorer.Job (plus "tasks": null when asked), without reflection.
-func appendJob(b []byte, j *explorer.Job, tasksNull bool) []byte {
+// explorer.Job (plus "tasks": null, and without zero run times, when the
+// quirks ask), without reflection.
+func appendJob(b []byte, j *explorer.Job, q itemQuirks) []byte {
 	b = append(b, `{"id":`...)
 	b = strconv.AppendInt(b, j.ID, 10)
 	b = append(b, `,"name":`...)
@@ -25,17 +26,24 @@ func appendJob(b []byte, j *explorer.Job, tasksNull bool) []byte {
 	b = appendString(b, j.WorkflowName)
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(j.Status), 10)
-	b = append(b, `,"runBeginTime":`...)
-	b = strconv.AppendInt(b, j.RunBeginTime, 10)
-	b = append(b, `,"runEndTime":`...)
-	b = strconv.AppendInt(b, j.RunEndTime, 10)
+	if j.RunBeginTime != 0 || !q.omitZeroTimes {
+		b = append(b, `,"runBeginTime":`...)
+		b = strconv.AppendInt(b, j.RunBeginTime, 10)
+	}
+	if j.RunEndTime != 0 || !q.omitZeroTimes {
+		b = append(b, `,"runEndTime":`...)
+		b = strconv.AppendInt(b, j.RunEndTime, 10)
+	}
 	b = append(b, `,"createTime":`...)
 	b = strconv.AppendInt(b, j.CreateTime, 10)
-	if tasksNull {
+	if q.tasksNull {
 		b = append(b, `,"tasks":null`...)
 	}
 	return append(b, '}')
 }
+
+// itemQuirks are the quirks that shape a listing item.
+type itemQuirks struct{ tasksNull, omitZeroTimes bool }
 
 const hexDigits = "0123456789abcdef"
 

@@ -68,6 +68,9 @@ type Quirks struct {
 	Delay time.Duration
 	// TasksNull adds "tasks": null to every listing item, as some versions do.
 	TasksNull bool
+	// OmitZeroTimes leaves runBeginTime and runEndTime out of listing items
+	// while they are 0, as the docs allow ("0 (or absent)").
+	OmitZeroTimes bool
 	// OnList is called, without any lock held, before each listing page is
 	// computed, with the page's filter and page number: it may add, change or
 	// delete jobs "between page requests".

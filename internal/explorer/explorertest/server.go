@@ -363,7 +363,7 @@ func (e *Explorer) list(w http.ResponseWriter, r *http.Request, q *Quirks, workf
 		q.OnList(l.filter, l.page)
 	}
 	bp := bufPool.Get().(*[]byte)
-	b := e.appendPage((*bp)[:0], l, q.TasksNull)
+	b := e.appendPage((*bp)[:0], l, itemQuirks{tasksNull: q.TasksNull, omitZeroTimes: q.OmitZeroTimes})
 	e.lists.Add(1)
 	writeBody(w, http.StatusOK, b, q.TruncateBody)
 	if cap(b) <= 8<<20 {
@@ -374,7 +374,7 @@ func (e *Explorer) list(w http.ResponseWriter, r *http.Request, q *Quirks, workf
 
 // appendPage encodes the envelope of one listing page. Without a status,
 // name or workflow filter it touches only the page's jobs.
-func (e *Explorer) appendPage(b []byte, l listing, tasksNull bool) []byte {
+func (e *Explorer) appendPage(b []byte, l listing, items itemQuirks) []byte {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	jobs := e.window(l.filter.FromCreateTime, l.filter.ToCreateTime)
@@ -389,7 +389,7 @@ func (e *Explorer) appendPage(b []byte, l listing, tasksNull bool) []byte {
 		if emitted > 0 {
 			b = append(b, ',')
 		}
-		b = appendJob(b, j, tasksNull)
+		b = appendJob(b, j, items)
 		emitted++
 	}
 	total := 0

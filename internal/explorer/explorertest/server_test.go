@@ -483,7 +483,7 @@ func TestNamesRoundTrip(t *testing.T) {
 		for _, s := range append(names, "bad utf8 \xff\xfe end", "\xe2\x80", "a\u007fb", "é") {
 			j := explorer.Job{ID: -3, Name: s, WorkflowID: s, WorkflowName: s, Status: -1, RunBeginTime: 1, RunEndTime: 2, CreateTime: 3}
 			want, _ := json.Marshal(j)
-			if got := appendJob(nil, &j, false); string(got) != string(want) {
+			if got := appendJob(nil, &j, itemQuirks{}); string(got) != string(want) {
 				t.Errorf("%q:\n got %s\nwant %s", s, got, want)
 			}
 		}
