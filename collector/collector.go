@@ -90,7 +90,7 @@ func (c *Collector) serve(w http.ResponseWriter, r *http.Request, extra promethe
 		level.Error(c.logger).Log("msg", "gathering the exporter's own metrics", "err", err)
 	}
 
-	format := expfmt.Negotiate(r.Header)
+	format := expfmt.NegotiateAccept(r.Header, expfmt.DefaultAcceptedFormats()...)
 	gz := acceptsGzip(r)
 	var body []byte
 	if jobs != nil {

@@ -2,8 +2,10 @@ package collector
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
+	"io"
 	"math/rand"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +16,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
@@ -323,6 +326,36 @@ func TestScrapeHandler(t *testing.T) {
 			t.Fatalf("HTTP %d:\n%s", code, body)
 		}
 	})
+	t.Run("protobuf and gzip, as Prometheus may ask, decode to every family", func(t *testing.T) {
+		r := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		r.Header.Set("Accept", string(expfmt.NewFormat(expfmt.TypeProtoDelim)))
+		r.Header.Set("Accept-Encoding", "gzip")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Header().Get("Content-Encoding") != "gzip" {
+			t.Fatalf("headers %v", w.Header())
+		}
+		zr, err := gzip.NewReader(w.Body) // two gzip members: the cached job metrics, then the rest
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := expfmt.NewDecoder(zr, expfmt.ResponseFormat(w.Result().Header))
+		names := map[string]bool{}
+		for {
+			var f dto.MetricFamily
+			if err := dec.Decode(&f); err == io.EOF {
+				break
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			names[f.GetName()] = true
+		}
+		for _, want := range []string{"nebula_explorer_up", "nebula_explorer_jobs", "nebula_explorer_job_run_duration_seconds"} {
+			if !names[want] {
+				t.Errorf("no %s in %v", want, names)
+			}
+		}
+	})
 	t.Run("a failing Explorer answers 200 with up 0 and the last synced values", func(t *testing.T) {
 		e.fake.SetQuirks(explorertest.Quirks{HTTPStatus: 500})
 		code, body := get()
@@ -332,7 +365,7 @@ func TestScrapeHandler(t *testing.T) {
 		}
 	})
 	t.Run("a scrape does not wait past its timeout for a slow Explorer", func(t *testing.T) {
-		e.fake.SetQuirks(explorertest.Quirks{Delay: 5 * time.Second})
+		e.fake.SetQuirks(explorertest.Quirks{Delay: 3 * time.Second})
 		start := time.Now()
 		code, body := get()
 		if took := time.Since(start); took > 3*time.Second {

@@ -55,11 +55,19 @@ func (y *syncer) incremental(ctx context.Context, s *state) error {
 		}
 	}
 	if len(old) > maxDirectRefresh {
-		// List what is still unfinished; jobs not listed have finished (or
-		// are gone, or have an undocumented status) and are fetched below.
-		// A listed job we never saw appeared late: observe counts it.
-		listed := map[int64]bool{}
+		// List what is still unfinished (in the documented statuses and in
+		// any other the old jobs are in); jobs not listed have finished or
+		// are gone, and are fetched below. A listed job we never saw
+		// appeared late: observe counts it.
+		statuses := map[int]bool{}
 		for _, status := range unfinishedStatuses {
+			statuses[status] = true
+		}
+		for _, id := range old {
+			statuses[s.unfinished[id].status] = true
+		}
+		listed := map[int64]bool{}
+		for status := range statuses {
 			f := explorer.Filter{Status: &status, ToCreateTime: from}
 			err := y.each(ctx, f, func(j explorer.Job) {
 				listed[j.ID] = true

@@ -96,10 +96,13 @@ func TestOldUnfinishedJobsAreRefreshed(t *testing.T) {
 		e.mustSync(t)
 		for i, id := range old {
 			e.fake.UpdateJob(id, func(j *explorer.Job) {
-				if i%2 == 0 {
+				switch i % 3 {
+				case 0:
 					j.Status, j.RunEndTime = explorer.StatusFailed, t0+2*time.Hour.Milliseconds()
-				} else {
+				case 1:
 					j.Status = explorer.StatusStopping
+				default:
+					j.Status = 8 // undocumented: listed by its own status
 				}
 			})
 		}
