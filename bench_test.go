@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -87,9 +89,14 @@ func waitListening(b *testing.B, addr string, within time.Duration) {
 }
 
 func scrape(b *testing.B, addr string) string {
-	out, err := exec.Command("curl", "-sf", "http://"+addr+"/metrics").Output()
+	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		b.Fatalf("scrape: %v", err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		b.Fatalf("scrape: HTTP %d, %v", resp.StatusCode, err)
 	}
 	return string(out)
 }
