@@ -27,7 +27,7 @@ func BenchmarkExporterMemory(b *testing.B) {
 	for _, jobs := range []int{100_000, 1_000_000} {
 		b.Run(fmt.Sprintf("history=%d", jobs), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				simAddr := freeAddrB(b)
+				simAddr := freeAddr(b)
 				sim := exec.Command(simulator, "--web.listen-address="+simAddr, fmt.Sprintf("--jobs=%d", jobs),
 					"--workflows=200", "--tick=1s")
 				if err := sim.Start(); err != nil {
@@ -36,7 +36,7 @@ func BenchmarkExporterMemory(b *testing.B) {
 				defer func() { sim.Process.Kill(); sim.Wait() }()
 				waitListening(b, simAddr, time.Minute)
 
-				addr := freeAddrB(b)
+				addr := freeAddr(b)
 				cfg := filepath.Join(b.TempDir(), "config.yml")
 				os.WriteFile(cfg, []byte(configFor("http://"+simAddr, "nebula")), 0o600)
 				exp := exec.Command(binary, "--config.file="+cfg, "--web.listen-address="+addr)
@@ -67,15 +67,6 @@ func BenchmarkExporterMemory(b *testing.B) {
 			}
 		})
 	}
-}
-
-func freeAddrB(b *testing.B) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func waitListening(b *testing.B, addr string, within time.Duration) {

@@ -180,7 +180,7 @@ func TestImageBuildsAndServesMetrics(t *testing.T) {
 		if err := os.Chmod(tmp, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		addr := imgFreeAddr(t)
+		addr := stackFreeAddr(t)
 		out, err := podman.run(ctx, "run", "--rm", "-d",
 			"--network=host",
 			"--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
@@ -246,7 +246,7 @@ func imgStartSimulator(t *testing.T, ctx context.Context) string {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./deploy/simulator: %v\n%s", err, out)
 	}
-	addr := imgFreeAddr(t)
+	addr := stackFreeAddr(t)
 	var logs bytes.Buffer
 	sim := exec.Command(bin, "--web.listen-address="+addr)
 	sim.Stdout, sim.Stderr = &logs, &logs
@@ -272,17 +272,6 @@ func imgStartSimulator(t *testing.T, ctx context.Context) string {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// imgFreeAddr returns a 127.0.0.1 address with a port free right now.
-func imgFreeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func imgGet(ctx context.Context, u string) (string, error) {
