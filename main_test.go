@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -271,5 +273,28 @@ func TestWebConfigBasicAuth(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Errorf("with credentials: HTTP %d, want 200", resp.StatusCode)
+	}
+}
+
+func TestExplorerOverTLSWithPasswordFile(t *testing.T) {
+	fake := explorertest.New()
+	fake.AddJob(explorer.Job{WorkflowID: "1", WorkflowName: "bfs", Status: explorer.StatusSuccess, CreateTime: 1})
+	srv := httptest.NewTLSServer(fake)
+	defer srv.Close()
+	ca := writeFile(t, "ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})))
+	password := writeFile(t, "password", "nebula\n")
+	config := fmt.Sprintf("explorer:\n  url: %s\n  username: root\n  password_file: %s\n  graph_address: 127.0.0.1\n  graph_port: 9669\n"+
+		"  tls_config:\n    ca_file: %s\n", srv.URL, password, ca)
+
+	e := startExporter(t, config)
+	if _, body := e.get(t, "/metrics"); !strings.Contains(body, "nebula_explorer_up 1") ||
+		!strings.Contains(body, `nebula_explorer_jobs_created_total{workflow="bfs",workflow_id="1"} 1`) {
+		t.Errorf("over TLS with the CA file and the password file:\n%s", body)
+	}
+
+	untrusted := startExporter(t, configFor(srv.URL, "nebula"))
+	_, body := untrusted.get(t, "/metrics")
+	if !strings.Contains(body, "nebula_explorer_up 0") || !strings.Contains(untrusted.stderr.String(), "certificate") {
+		t.Errorf("without the CA the sync should fail on the certificate:\n%s", untrusted.stderr)
 	}
 }

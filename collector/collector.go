@@ -67,8 +67,8 @@ func New(client *explorer.Client, opts Options, logger log.Logger) *Collector {
 // Handler serves the metrics: it syncs (or joins the sync under way), waiting
 // no longer than the scrape's own timeout, then serves the job metrics of the
 // last good sync, the health of the last sync and what extra gathers (build
-// info, Go and process metrics). It always answers 200 with what it has; the
-// formats and compression are promhttp's.
+// info, Go and process metrics). It answers 200 with what it has, Explorer
+// down or not, in the text or protobuf format, gzipped if asked.
 func (c *Collector) Handler(extra prometheus.Gatherer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), c.scrapeTimeout(r))

@@ -176,3 +176,18 @@ func TestConcurrentScrapesShareOneSync(t *testing.T) {
 		t.Errorf("8 concurrent scrapes made %d listing requests", s.Lists)
 	}
 }
+
+func TestTokenDiesMidSync(t *testing.T) {
+	for _, http200 := range []bool{false, true} {
+		e := newTestEnv(t)
+		addHistory(e.fake, 20, t0) // 7 pages of 3
+		e.fake.SetQuirks(explorertest.Quirks{TokenUses: 2, AuthErrorHTTP200: http200})
+		e.mustSync(t)
+		if got, want := jobMetrics(t, e.col), e.fresh(t); got != want {
+			t.Errorf("HTTP 200 errors %v: values differ from a fresh exporter's:\n%s", http200, diffSamples(t, got, want))
+		}
+		if s := e.fake.Stats(); s.Logins < 4 {
+			t.Errorf("HTTP 200 errors %v: %d logins; the token should have died mid-sync", http200, s.Logins)
+		}
+	}
+}
