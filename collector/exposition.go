@@ -40,7 +40,14 @@ func (x *exposition) bytes(format expfmt.Format, gz bool) ([]byte, error) {
 	if b, ok := x.encoded[key]; ok {
 		return b, nil
 	}
-	b, err := encode(render(x.state), format, gz, false)
+	var b []byte
+	var err error
+	if format.FormatType() == expfmt.TypeTextPlain {
+		// The format of (almost) every scrape: written straight from the state.
+		b, err = compress(appendText(nil, x.state), gz)
+	} else {
+		b, err = encode(render(x.state), format, gz, false)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -48,19 +55,11 @@ func (x *exposition) bytes(format expfmt.Format, gz bool) ([]byte, error) {
 	return b, nil
 }
 
-// encode writes families in format; with closing, also the format's end
-// (OpenMetrics' "# EOF").
+// encode writes families in format, gzipped if gz; with closing, also the
+// format's end (OpenMetrics' "# EOF").
 func encode(families []*dto.MetricFamily, format expfmt.Format, gz, closing bool) ([]byte, error) {
 	var buf bytes.Buffer
-	var w interface {
-		Write([]byte) (int, error)
-	} = &buf
-	var zw *gzip.Writer
-	if gz {
-		zw = gzip.NewWriter(&buf)
-		w = zw
-	}
-	enc := expfmt.NewEncoder(w, format)
+	enc := expfmt.NewEncoder(&buf, format)
 	for _, f := range families {
 		if err := enc.Encode(f); err != nil {
 			return nil, err
@@ -71,10 +70,21 @@ func encode(families []*dto.MetricFamily, format expfmt.Format, gz, closing bool
 			return nil, err
 		}
 	}
-	if zw != nil {
-		if err := zw.Close(); err != nil {
-			return nil, err
-		}
+	return compress(buf.Bytes(), gz)
+}
+
+// compress gzips b (as one gzip member) if gz.
+func compress(b []byte, gz bool) ([]byte, error) {
+	if !gz {
+		return b, nil
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, len(b)/8))
+	zw, _ := gzip.NewWriterLevel(buf, gzip.BestSpeed)
+	if _, err := zw.Write(b); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
 	}
 	return buf.Bytes(), nil
 }

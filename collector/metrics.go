@@ -1,8 +1,11 @@
 package collector
 
 import (
+	"math"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -13,38 +16,52 @@ import (
 
 const namespace = "nebula_explorer"
 
+// The sync's health, as const metrics of a per-scrape registry.
 var (
-	workflowLabels = []string{"workflow", "workflow_id"}
-	statusLabels   = []string{"workflow", "workflow_id", "status"}
-
-	upDesc            = desc("up", "1 when the last sync with Explorer fully succeeded, else 0.", nil)
-	jobsDesc          = desc("jobs", "Jobs Explorer lists in each status now.", statusLabels)
-	createdDesc       = desc("jobs_created_total", "Jobs created, over the whole history Explorer lists.", workflowLabels)
-	finishedDesc      = desc("jobs_finished_total", "Jobs that reached a terminal status (success, failed, interrupted).", statusLabels)
-	runDesc           = desc("job_run_duration_seconds", "Run time of finished jobs (runEndTime - runBeginTime), in seconds.", statusLabels)
-	queueDesc         = desc("job_queue_duration_seconds", "Time started jobs waited before running (runBeginTime - createTime), in seconds.", workflowLabels)
-	lastFinishDesc    = desc("workflow_last_finish_timestamp_seconds", "Latest runEndTime of the workflow's jobs in each terminal status, as a Unix timestamp in seconds.", statusLabels)
-	oldestRunningDesc = desc("workflow_oldest_running_start_timestamp_seconds", "Earliest runBeginTime of the workflow's running jobs, as a Unix timestamp in seconds.", workflowLabels)
-	lastSuccessDesc   = desc("last_sync_success_timestamp_seconds", "When the last fully successful sync with Explorer finished, as a Unix timestamp in seconds.", nil)
-	syncDurationDesc  = desc("sync_duration_seconds", "How long the last sync with Explorer took, in seconds.", nil)
-	syncRequestsDesc  = desc("sync_api_requests", "API requests the last sync with Explorer made.", nil)
+	upDesc           = desc("up", "1 when the last sync with Explorer fully succeeded, else 0.")
+	lastSuccessDesc  = desc("last_sync_success_timestamp_seconds", "When the last fully successful sync with Explorer finished, as a Unix timestamp in seconds.")
+	syncDurationDesc = desc("sync_duration_seconds", "How long the last sync with Explorer took, in seconds.")
+	syncRequestsDesc = desc("sync_api_requests", "API requests the last sync with Explorer made.")
 )
 
-// descNames keeps each description's name and help, for building families.
-var descNames = map[*prometheus.Desc][2]string{}
-
-func desc(name, help string, labels []string) *prometheus.Desc {
-	fq := prometheus.BuildFQName(namespace, "", name)
-	d := prometheus.NewDesc(fq, help, labels, nil)
-	descNames[d] = [2]string{fq, help}
-	return d
+func desc(name, help string) *prometheus.Desc {
+	return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, nil, nil)
 }
 
-// render builds the job metrics of a state once per sync, straight into
-// metric families (going through const metrics and a registry cost three
-// times as much at 1,000 workflows). Families come sorted by name and their
-// metrics by label values, as a registry would give them.
-func render(s *state) []*dto.MetricFamily {
+// family is one job metric. The job metrics are written straight from the
+// state (see walk), not through const metrics and a registry, which cost
+// several times as much at 1,000 workflows.
+type family struct {
+	name, help string
+	typ        dto.MetricType
+}
+
+func jobFamily(name, help string, typ dto.MetricType) *family {
+	return &family{prometheus.BuildFQName(namespace, "", name), help, typ}
+}
+
+// In name order, the order walk emits them in.
+var (
+	queueFamily         = jobFamily("job_queue_duration_seconds", "Time started jobs waited before running (runBeginTime - createTime), in seconds.", dto.MetricType_HISTOGRAM)
+	runFamily           = jobFamily("job_run_duration_seconds", "Run time of finished jobs (runEndTime - runBeginTime), in seconds.", dto.MetricType_HISTOGRAM)
+	jobsFamily          = jobFamily("jobs", "Jobs Explorer lists in each status now.", dto.MetricType_GAUGE)
+	createdFamily       = jobFamily("jobs_created_total", "Jobs created, over the whole history Explorer lists.", dto.MetricType_COUNTER)
+	finishedFamily      = jobFamily("jobs_finished_total", "Jobs that reached a terminal status (success, failed, interrupted).", dto.MetricType_COUNTER)
+	lastFinishFamily    = jobFamily("workflow_last_finish_timestamp_seconds", "Latest runEndTime of the workflow's jobs in each terminal status, as a Unix timestamp in seconds.", dto.MetricType_GAUGE)
+	oldestRunningFamily = jobFamily("workflow_oldest_running_start_timestamp_seconds", "Earliest runBeginTime of the workflow's running jobs, as a Unix timestamp in seconds.", dto.MetricType_GAUGE)
+)
+
+// emitter receives the samples of the job metrics. status is "" for the
+// metrics without a status label.
+type emitter interface {
+	value(f *family, k workflowKey, status string, v float64)
+	histogram(f *family, k workflowKey, status string, h *histogram)
+}
+
+// walk emits every job metric of s: families in name order, the samples of a
+// family in label order (status, workflow, workflow_id), as a registry would
+// sort them. Which series exist is decided here and only here.
+func walk(s *state, e emitter) {
 	pending := map[workflowKey]map[string]float64{}
 	oldestRunning := map[workflowKey]int64{}
 	for _, u := range s.unfinished {
@@ -71,76 +88,201 @@ func render(s *state) []*dto.MetricFamily {
 		}
 		return keys[i].id < keys[j].id
 	})
+	terminal := make([]string, len(terminalStatuses)) // sorted: failed, interrupted, success
+	for i, code := range terminalStatuses {
+		terminal[i] = explorer.StatusLabel(code)
+	}
+	sort.Strings(terminal)
+	all := append(append([]string{}, explorer.StatusLabels[:]...), explorer.StatusUnknown)
+	sort.Strings(all)
+	eachTerminal := func(fn func(i int, status string)) {
+		for _, status := range terminal {
+			for i, code := range terminalStatuses {
+				if explorer.StatusLabel(code) == status {
+					fn(i, status)
+				}
+			}
+		}
+	}
 
-	statuses := append([]string{}, explorer.StatusLabels[:]...)
-	statuses = append(statuses, explorer.StatusUnknown)
-	sort.Strings(statuses)
-	jobs := family(jobsDesc, dto.MetricType_GAUGE)
-	created := family(createdDesc, dto.MetricType_COUNTER)
-	finished := family(finishedDesc, dto.MetricType_COUNTER)
-	run := family(runDesc, dto.MetricType_HISTOGRAM)
-	queue := family(queueDesc, dto.MetricType_HISTOGRAM)
-	lastFinish := family(lastFinishDesc, dto.MetricType_GAUGE)
-	oldest := family(oldestRunningDesc, dto.MetricType_GAUGE)
-	for _, status := range statuses {
-		code, terminal := terminalCode(status)
+	for _, k := range keys {
+		e.histogram(queueFamily, k, "", &s.workflows[k].queue)
+	}
+	eachTerminal(func(i int, status string) {
 		for _, k := range keys {
-			w, labels := s.workflows[k], workflowStatusLabels(k, status)
+			e.histogram(runFamily, k, status, &s.workflows[k].run[i])
+		}
+	})
+	for _, status := range all {
+		code := -1
+		for c, label := range explorer.StatusLabels {
+			if label == status {
+				code = c
+			}
+		}
+		for _, k := range keys {
 			n, seen := pending[k][status]
 			switch {
-			case terminal:
-				i := terminalIndex(code)
-				n = float64(w.terminal[i])
-				finished.Metric = append(finished.Metric, &dto.Metric{Label: labels, Counter: &dto.Counter{Value: proto.Float64(float64(w.finished[i]))}})
-				run.Metric = append(run.Metric, &dto.Metric{Label: labels, Histogram: w.run[i].proto()})
-				if w.lastFinishMs[i] > 0 {
-					lastFinish.Metric = append(lastFinish.Metric, gauge(labels, float64(w.lastFinishMs[i])/1000))
-				}
-			case status == explorer.StatusUnknown && !seen:
+			case explorer.IsTerminal(code):
+				n = float64(s.workflows[k].terminal[terminalIndex(code)])
+			case code < 0 && !seen:
 				continue // unknown appears only when seen
 			}
-			jobs.Metric = append(jobs.Metric, gauge(labels, n))
+			e.value(jobsFamily, k, status, n)
 		}
 	}
 	for _, k := range keys {
-		w, labels := s.workflows[k], workflowLabelPairs(k)
-		created.Metric = append(created.Metric, &dto.Metric{Label: labels, Counter: &dto.Counter{Value: proto.Float64(float64(w.created))}})
-		queue.Metric = append(queue.Metric, &dto.Metric{Label: labels, Histogram: w.queue.proto()})
+		e.value(createdFamily, k, "", float64(s.workflows[k].created))
+	}
+	eachTerminal(func(i int, status string) {
+		for _, k := range keys {
+			e.value(finishedFamily, k, status, float64(s.workflows[k].finished[i]))
+		}
+	})
+	eachTerminal(func(i int, status string) {
+		for _, k := range keys {
+			if t := s.workflows[k].lastFinishMs[i]; t > 0 {
+				e.value(lastFinishFamily, k, status, float64(t)/1000)
+			}
+		}
+	})
+	for _, k := range keys {
 		if t, ok := oldestRunning[k]; ok {
-			oldest.Metric = append(oldest.Metric, gauge(labels, float64(t)/1000))
+			e.value(oldestRunningFamily, k, "", float64(t)/1000)
 		}
 	}
-	out := []*dto.MetricFamily{jobs, created, finished, run, queue, lastFinish, oldest}
-	sort.Slice(out, func(i, j int) bool { return out[i].GetName() < out[j].GetName() })
-	return slices.DeleteFunc(out, func(f *dto.MetricFamily) bool { return len(f.Metric) == 0 })
 }
 
-// terminalCode returns the status code of a terminal status label.
-func terminalCode(status string) (int, bool) {
-	for _, code := range terminalStatuses {
-		if explorer.StatusLabel(code) == status {
-			return code, true
-		}
+// render returns the job metrics of s as metric families: the reference
+// form, for the formats other than text and for Gather.
+func render(s *state) []*dto.MetricFamily {
+	var r familyEmitter
+	walk(s, &r)
+	return r.families
+}
+
+type familyEmitter struct{ families []*dto.MetricFamily }
+
+func (r *familyEmitter) metric(f *family, k workflowKey, status string) *dto.Metric {
+	if n := len(r.families); n == 0 || r.families[n-1].GetName() != f.name {
+		r.families = append(r.families, &dto.MetricFamily{Name: proto.String(f.name), Help: proto.String(f.help), Type: f.typ.Enum()})
 	}
-	return 0, false
+	labels := []*dto.LabelPair{{Name: proto.String("workflow"), Value: proto.String(k.name)}, {Name: proto.String("workflow_id"), Value: proto.String(k.id)}}
+	if status != "" {
+		labels = append([]*dto.LabelPair{{Name: proto.String("status"), Value: proto.String(status)}}, labels...)
+	}
+	m := &dto.Metric{Label: labels}
+	fam := r.families[len(r.families)-1]
+	fam.Metric = append(fam.Metric, m)
+	return m
 }
 
-func family(d *prometheus.Desc, t dto.MetricType) *dto.MetricFamily {
-	name, help := descNames[d][0], descNames[d][1]
-	return &dto.MetricFamily{Name: proto.String(name), Help: proto.String(help), Type: t.Enum()}
+func (r *familyEmitter) value(f *family, k workflowKey, status string, v float64) {
+	m := r.metric(f, k, status)
+	if f.typ == dto.MetricType_COUNTER {
+		m.Counter = &dto.Counter{Value: proto.Float64(v)}
+	} else {
+		m.Gauge = &dto.Gauge{Value: proto.Float64(v)}
+	}
 }
 
-func gauge(labels []*dto.LabelPair, v float64) *dto.Metric {
-	return &dto.Metric{Label: labels, Gauge: &dto.Gauge{Value: proto.Float64(v)}}
+func (r *familyEmitter) histogram(f *family, k workflowKey, status string, h *histogram) {
+	r.metric(f, k, status).Histogram = h.proto()
 }
 
-// Label pairs, sorted by name as the exposition wants them.
-func workflowLabelPairs(k workflowKey) []*dto.LabelPair {
-	return []*dto.LabelPair{{Name: proto.String("workflow"), Value: proto.String(k.name)}, {Name: proto.String("workflow_id"), Value: proto.String(k.id)}}
+// textEmitter writes the text format (0.0.4) byte for byte as expfmt writes
+// the same families (a test holds them equal), escaping each workflow's
+// labels once instead of once per sample.
+type textEmitter struct {
+	b       []byte
+	current *family
+	labels  map[workflowKey]string // `workflow="…",workflow_id="…"`, escaped
 }
 
-func workflowStatusLabels(k workflowKey, status string) []*dto.LabelPair {
-	return append([]*dto.LabelPair{{Name: proto.String("status"), Value: proto.String(status)}}, workflowLabelPairs(k)...)
+func appendText(b []byte, s *state) []byte {
+	// Size the buffer up front: at 1,000 workflows the text is ~10 MB, and
+	// growing it by doubling would copy it twice over.
+	lines, labelBytes := 0, 0
+	for k := range s.workflows {
+		lines += 16 + 3*(len(s.runBuckets)+3) + len(s.queueBuckets) + 3
+		labelBytes += len(k.name) + len(k.id)
+	}
+	if len(s.workflows) > 0 {
+		b = slices.Grow(b, lines*(110+labelBytes/len(s.workflows)))
+	}
+	t := &textEmitter{b: b, labels: map[workflowKey]string{}}
+	walk(s, t)
+	return t.b
+}
+
+var (
+	helpEscaper  = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
+	valueEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
+)
+
+// start writes the family's header before its first sample.
+func (t *textEmitter) start(f *family, k workflowKey, status string, suffix string) {
+	if t.current != f {
+		t.current = f
+		t.b = append(t.b, "# HELP "+f.name+" "+helpEscaper.Replace(f.help)+"\n# TYPE "+f.name+" "+strings.ToLower(f.typ.String())+"\n"...)
+	}
+	l, ok := t.labels[k]
+	if !ok {
+		l = `workflow="` + valueEscaper.Replace(k.name) + `",workflow_id="` + valueEscaper.Replace(k.id) + `"`
+		t.labels[k] = l
+	}
+	t.b = append(t.b, f.name...)
+	t.b = append(t.b, suffix...)
+	t.b = append(t.b, '{')
+	if status != "" {
+		t.b = append(t.b, `status="`+status+`",`...)
+	}
+	t.b = append(t.b, l...)
+}
+
+func (t *textEmitter) value(f *family, k workflowKey, status string, v float64) {
+	t.start(f, k, status, "")
+	t.b = append(t.b, "} "...)
+	t.b = appendFloat(t.b, v)
+	t.b = append(t.b, '\n')
+}
+
+func (t *textEmitter) histogram(f *family, k workflowKey, status string, h *histogram) {
+	var acc uint64
+	for i, bound := range h.bounds {
+		acc += h.counts[i]
+		t.start(f, k, status, "_bucket")
+		t.b = append(t.b, `,le="`...)
+		t.b = appendFloat(t.b, bound)
+		t.b = append(t.b, `"} `...)
+		t.b = appendFloat(t.b, float64(acc))
+		t.b = append(t.b, '\n')
+	}
+	t.start(f, k, status, "_bucket")
+	t.b = append(t.b, `,le="+Inf"} `...)
+	t.b = appendFloat(t.b, float64(h.count))
+	t.b = append(t.b, '\n')
+	t.start(f, k, status, "_sum")
+	t.b = append(t.b, "} "...)
+	t.b = appendFloat(t.b, h.sum())
+	t.b = append(t.b, '\n')
+	t.start(f, k, status, "_count")
+	t.b = append(t.b, "} "...)
+	t.b = appendFloat(t.b, float64(h.count))
+	t.b = append(t.b, '\n')
+}
+
+// appendFloat formats like expfmt: shortest representation, +Inf/-Inf/NaN.
+func appendFloat(b []byte, f float64) []byte {
+	switch {
+	case math.IsInf(f, +1):
+		return append(b, "+Inf"...)
+	case math.IsInf(f, -1):
+		return append(b, "-Inf"...)
+	case math.IsNaN(f):
+		return append(b, "NaN"...)
+	}
+	return strconv.AppendFloat(b, f, 'g', -1, 64)
 }
 
 // health is the state of the last completed sync, as metrics.
