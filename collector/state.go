@@ -1,6 +1,8 @@
 package collector
 
 import (
+	"maps"
+
 	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
 )
 
@@ -38,7 +40,7 @@ type unfinishedJob struct {
 // unfinished jobs + jobs created within the look-back), never O(history).
 type state struct {
 	workflows  map[workflowKey]*workflowStats
-	unfinished map[int64]*unfinishedJob
+	unfinished map[int64]unfinishedJob
 	// finishedSince holds the terminal jobs created at or after floor (id ->
 	// createTime): listings start at floor or later, and a job they show again
 	// must not be counted twice.
@@ -53,7 +55,7 @@ type state struct {
 func newState(runBuckets, queueBuckets []float64) *state {
 	return &state{
 		workflows:     map[workflowKey]*workflowStats{},
-		unfinished:    map[int64]*unfinishedJob{},
+		unfinished:    map[int64]unfinishedJob{},
 		finishedSince: map[int64]int64{},
 		runBuckets:    runBuckets,
 		queueBuckets:  queueBuckets,
@@ -73,13 +75,8 @@ func (s *state) clone() *state {
 		cw.queue = w.queue.clone()
 		c.workflows[k] = &cw
 	}
-	for id, j := range s.unfinished {
-		cj := *j
-		c.unfinished[id] = &cj
-	}
-	for id, t := range s.finishedSince {
-		c.finishedSince[id] = t
-	}
+	maps.Copy(c.unfinished, s.unfinished)
+	maps.Copy(c.finishedSince, s.finishedSince)
 	return c
 }
 
@@ -100,32 +97,37 @@ func (s *state) stats(k workflowKey) *workflowStats {
 func (s *state) observe(j explorer.Job) {
 	key := workflowKey{j.WorkflowID, j.WorkflowName}
 	u, known := s.unfinished[j.ID]
-	if !known {
-		if _, done := s.finishedSince[j.ID]; done {
-			return // terminal and counted already
-		}
+	_, counted := s.finishedSince[j.ID]
+	switch {
+	case known:
+		s.changed = s.changed || u.key != key || u.status != j.Status || u.runBegin != j.RunBeginTime
+	case counted:
+		return // terminal and counted already
+	default:
 		s.changed = true
-		s.stats(key).created++
-		u = &unfinishedJob{createTime: j.CreateTime}
+		u = unfinishedJob{createTime: j.CreateTime}
 		s.newest = max(s.newest, j.CreateTime)
 	}
-	if known && (u.key != key || u.status != j.Status || u.runBegin != j.RunBeginTime) {
-		s.changed = true
+	w := s.stats(key)
+	if !known {
+		w.created++
 	}
 	u.key, u.status, u.runBegin = key, j.Status, j.RunBeginTime
 	if !u.queued && j.RunBeginTime > 0 {
-		s.stats(key).queue.observe(max(0, j.RunBeginTime-j.CreateTime))
+		w.queue.observe(max(0, j.RunBeginTime-j.CreateTime))
 		u.queued = true
 	}
 	if !explorer.IsTerminal(j.Status) {
 		s.unfinished[j.ID] = u
 		return
 	}
-	delete(s.unfinished, j.ID)
+	if known {
+		delete(s.unfinished, j.ID)
+	}
 	if j.CreateTime >= s.floor {
 		s.finishedSince[j.ID] = j.CreateTime
 	}
-	w, i := s.stats(key), terminalIndex(j.Status)
+	i := terminalIndex(j.Status)
 	w.terminal[i]++
 	w.finished[i]++
 	if j.RunBeginTime > 0 && j.RunEndTime >= j.RunBeginTime {

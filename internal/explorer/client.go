@@ -110,19 +110,36 @@ func (c *Client) Job(ctx context.Context, id int64) (*JobDetail, error) {
 // millisecond holds more than a page of jobs does it step the page number.
 // It never trusts the requested page size (servers cap it) and stops on an
 // empty page or when the answer's total is reached.
+//
+// The next page is fetched while visit works through the current one, so a
+// long listing costs little more than fetching its pages.
 func (c *Client) EachJob(ctx context.Context, f Filter, pageSize int, visit func(Job)) (requests int, err error) {
+	type answer struct {
+		page *JobPage
+		err  error
+	}
+	fetch := func(f Filter, page int) <-chan answer {
+		ch := make(chan answer, 1)
+		go func() {
+			// A fresh page each time: decoding into reused items would keep
+			// the fields an item leaves out (runEndTime of a running job)
+			// from the item decoded there before.
+			p, err := c.ListJobs(ctx, f, page, pageSize)
+			ch <- answer{p, err}
+		}()
+		return ch
+	}
 	f.OrderByCreateTime = "asc"
 	page := 1
 	lastCreate, seenAtLast := f.FromCreateTime, map[int64]bool{}
+	next := fetch(f, page)
 	for {
-		// A fresh page each time: decoding into reused items would keep the
-		// fields an item leaves out (runEndTime of a running job) from the
-		// item decoded there before.
-		p, err := c.ListJobs(ctx, f, page, pageSize)
+		a := <-next
 		requests++
-		if err != nil {
-			return requests, err
+		if a.err != nil {
+			return requests, a.err
 		}
+		p, fresh := a.page, a.page.Items[:0]
 		for _, j := range p.Items {
 			if j.CreateTime < lastCreate || (j.CreateTime == lastCreate && seenAtLast[j.ID]) {
 				continue // visited on an earlier page
@@ -132,7 +149,7 @@ func (c *Client) EachJob(ctx context.Context, f Filter, pageSize int, visit func
 				clear(seenAtLast)
 			}
 			seenAtLast[j.ID] = true
-			visit(j)
+			fresh = append(fresh, j)
 		}
 		size := p.PageSize
 		if size <= 0 {
@@ -141,13 +158,20 @@ func (c *Client) EachJob(ctx context.Context, f Filter, pageSize int, visit func
 		if len(p.Items) == 0 && (page-1)*size < p.Total {
 			return requests, fmt.Errorf("list jobs: page %d is empty, but the answer says %d jobs", page, p.Total)
 		}
-		if len(p.Items) == 0 || (page-1)*size+len(p.Items) >= p.Total {
-			return requests, nil
+		done := len(p.Items) == 0 || (page-1)*size+len(p.Items) >= p.Total
+		if !done {
+			if lastCreate > f.FromCreateTime {
+				f.FromCreateTime, page = lastCreate, 1
+			} else {
+				page++ // a whole page within one millisecond: step through it
+			}
+			next = fetch(f, page)
 		}
-		if lastCreate > f.FromCreateTime {
-			f.FromCreateTime, page = lastCreate, 1
-		} else {
-			page++ // a whole page within one millisecond: step through it
+		for _, j := range fresh {
+			visit(j)
+		}
+		if done {
+			return requests, nil
 		}
 	}
 }
