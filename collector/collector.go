@@ -173,10 +173,11 @@ func (c *Collector) syncOnce() {
 	defer c.mu.Unlock()
 	c.health.ok, c.health.duration, c.health.requests = err == nil, end.Sub(start), y.requests
 	if err != nil {
-		level.Error(c.logger).Log("msg", "sync with Explorer failed; serving the last synced values", "full", full, "requests", y.requests, "err", err)
+		keyvals := []any{"msg", "sync with Explorer failed; serving the last synced values", "full", full, "requests", y.requests, "err", err}
 		if errors.Is(err, context.DeadlineExceeded) {
-			level.Error(c.logger).Log("msg", "the sync ran out of time: raise sync.timeout or explorer.page_size", "sync_timeout", c.opts.SyncTimeout)
+			keyvals = append(keyvals, "hint", "the sync ran out of time: raise sync.timeout ("+c.opts.SyncTimeout.String()+")")
 		}
+		level.Error(c.logger).Log(keyvals...)
 		return
 	}
 	level.Debug(c.logger).Log("msg", "synced with Explorer", "full", full, "requests", y.requests, "duration", end.Sub(start),
