@@ -119,12 +119,7 @@ func TestEndToEndAlerting(t *testing.T) {
 
 	t.Run("the failing workflow drives NebulaExplorerJobFailed to firing", func(t *testing.T) {
 		s.eventually(t, deadline, "NebulaExplorerJobFailed fires for "+s.FailWorkflow, func() (bool, string) {
-			var data struct {
-				Alerts []struct {
-					Labels map[string]string `json:"labels"`
-					State  string            `json:"state"`
-				} `json:"alerts"`
-			}
+			var data alertsAnswer
 			if err := s.api("/api/v1/alerts", &data); err != nil {
 				return false, err.Error()
 			}
@@ -160,12 +155,7 @@ func TestEndToEndAlerting(t *testing.T) {
 	})
 
 	t.Run("the exporter and Explorer alerts stay silent", func(t *testing.T) {
-		var data struct {
-			Alerts []struct {
-				Labels map[string]string `json:"labels"`
-				State  string            `json:"state"`
-			} `json:"alerts"`
-		}
+		var data alertsAnswer
 		if err := s.api("/api/v1/alerts", &data); err != nil {
 			t.Fatal(err)
 		}
@@ -194,4 +184,12 @@ func e2eRuleNames(t *testing.T) (recording, alerting []string) {
 		}
 	}
 	return recording, alerting
+}
+
+// alertsAnswer is the data of Prometheus's /api/v1/alerts.
+type alertsAnswer struct {
+	Alerts []struct {
+		Labels map[string]string `json:"labels"`
+		State  string            `json:"state"`
+	} `json:"alerts"`
 }
