@@ -1,6 +1,6 @@
 // Command nebula_explorer_exporter exports the workflow jobs of NebulaGraph
 // Explorer as Prometheus metrics. This file is wiring only: flags, logger,
-// config, HTTP server.
+// config (and its reload), HTTP server.
 package main
 
 import (
@@ -11,6 +11,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"reflect"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -52,8 +55,8 @@ func run(args []string) int {
 	}
 	logger, slogger := newLoggers(*logLevel, *logFormat)
 
-	cfg, err := config.Load(*configFile)
-	if err != nil {
+	ex := &exporter{configFile: *configFile, logger: logger}
+	if err := ex.reload(); err != nil {
 		level.Error(logger).Log("msg", "invalid configuration", "err", err)
 		return 1
 	}
@@ -62,26 +65,12 @@ func run(args []string) int {
 		return 0
 	}
 
-	client, err := newClient(cfg)
-	if err != nil {
-		level.Error(logger).Log("msg", "invalid configuration", "file", *configFile, "err", err)
-		return 1
-	}
-	col := collector.New(client, collector.Options{
-		PageSize:           cfg.Explorer.PageSize,
-		Overlap:            time.Duration(cfg.Sync.Overlap),
-		Lookback:           time.Duration(cfg.Sync.Lookback),
-		FullResyncInterval: time.Duration(cfg.Sync.FullResyncInterval),
-		SyncTimeout:        time.Duration(cfg.Sync.Timeout),
-		RunBuckets:         cfg.Metrics.RunDurationBuckets,
-		QueueBuckets:       cfg.Metrics.QueueDurationBuckets,
-	}, logger)
-
 	// The exporter's own metrics (build info, Go runtime, process) come
 	// from the default registry, the job metrics from the collector.
 	prometheus.MustRegister(versioncollector.NewCollector(name))
 	mux := http.NewServeMux()
-	mux.Handle(*metricsPath, col.Handler(prometheus.DefaultGatherer))
+	mux.Handle(*metricsPath, ex)
+	mux.HandleFunc("/-/reload", ex.serveReload)
 	if *metricsPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
 			Name:        "NebulaGraph Explorer Exporter",
@@ -96,9 +85,16 @@ func run(args []string) int {
 		mux.Handle("/", landing)
 	}
 
-	level.Info(logger).Log("msg", "starting "+name, "version", version.Info(), "explorer", cfg.Explorer.URL)
+	level.Info(logger).Log("msg", "starting "+name, "version", version.Info(), "explorer", ex.config.Explorer.URL)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			ex.logReload(ex.reload())
+		}
+	}()
 	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- web.ListenAndServe(server, webFlags, slogger) }()
@@ -116,6 +112,77 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// exporter serves the metrics of the collector built from the current
+// configuration. A reload (SIGHUP, or POST /-/reload) reads the file again
+// and swaps in a new collector; a bad file keeps the running one.
+type exporter struct {
+	configFile string
+	logger     log.Logger
+
+	mu      sync.Mutex // one reload at a time
+	config  *config.Config
+	metrics atomic.Pointer[http.Handler]
+}
+
+func (e *exporter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	(*e.metrics.Load()).ServeHTTP(w, r)
+}
+
+// reload loads the configuration file; unchanged, it keeps the collector
+// and its synced state (a new one starts with a full sync).
+func (e *exporter) reload() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	cfg, err := config.Load(e.configFile)
+	if err != nil {
+		return err
+	}
+	if e.config != nil && reflect.DeepEqual(cfg, e.config) {
+		return nil
+	}
+	client, err := newClient(cfg)
+	if err != nil {
+		return fmt.Errorf("%s: %w", e.configFile, err)
+	}
+	col := collector.New(client, collector.Options{
+		PageSize:           cfg.Explorer.PageSize,
+		Overlap:            time.Duration(cfg.Sync.Overlap),
+		Lookback:           time.Duration(cfg.Sync.Lookback),
+		FullResyncInterval: time.Duration(cfg.Sync.FullResyncInterval),
+		SyncTimeout:        time.Duration(cfg.Sync.Timeout),
+		RunBuckets:         cfg.Metrics.RunDurationBuckets,
+		QueueBuckets:       cfg.Metrics.QueueDurationBuckets,
+	}, e.logger)
+	h := col.Handler(prometheus.DefaultGatherer)
+	e.metrics.Store(&h)
+	e.config = cfg
+	return nil
+}
+
+func (e *exporter) logReload(err error) {
+	if err != nil {
+		level.Error(e.logger).Log("msg", "reloading the configuration failed; keeping the running one", "err", err)
+		return
+	}
+	level.Info(e.logger).Log("msg", "configuration reloaded", "file", e.configFile)
+}
+
+// serveReload is POST /-/reload, as in Prometheus and blackbox_exporter.
+func (e *exporter) serveReload(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost && r.Method != http.MethodPut {
+		w.Header().Set("Allow", "POST, PUT")
+		http.Error(w, "use POST or PUT to reload the configuration", http.StatusMethodNotAllowed)
+		return
+	}
+	err := e.reload()
+	e.logReload(err)
+	if err != nil {
+		http.Error(w, "reloading the configuration failed: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	fmt.Fprintln(w, "configuration reloaded")
 }
 
 // newClient builds the Explorer client from the config: TLS, timeout and login.

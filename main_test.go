@@ -59,8 +59,8 @@ func writeFile(t *testing.T, name, content string) string {
 	return path
 }
 
-// exporter is a running exporter process.
-type exporter struct {
+// exporterProcess is a running exporter binary.
+type exporterProcess struct {
 	cmd    *exec.Cmd
 	addr   string
 	stderr *syncBuffer
@@ -84,9 +84,9 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-func startExporter(t *testing.T, config string, args ...string) *exporter {
+func startExporter(t *testing.T, config string, args ...string) *exporterProcess {
 	t.Helper()
-	e := &exporter{addr: freeAddr(t), stderr: &syncBuffer{}}
+	e := &exporterProcess{addr: freeAddr(t), stderr: &syncBuffer{}}
 	args = append([]string{"--config.file=" + writeFile(t, "config.yml", config), "--web.listen-address=" + e.addr}, args...)
 	e.cmd = exec.Command(binary, args...)
 	e.cmd.Stderr = e.stderr
@@ -110,7 +110,7 @@ func startExporter(t *testing.T, config string, args ...string) *exporter {
 	return nil
 }
 
-func (e *exporter) get(t *testing.T, path string) (int, string) {
+func (e *exporterProcess) get(t *testing.T, path string) (int, string) {
 	t.Helper()
 	resp, err := http.Get("http://" + e.addr + path)
 	if err != nil {
@@ -297,4 +297,74 @@ func TestExplorerOverTLSWithPasswordFile(t *testing.T) {
 	if !strings.Contains(body, "nebula_explorer_up 0") || !strings.Contains(untrusted.stderr.String(), "certificate") {
 		t.Errorf("without the CA the sync should fail on the certificate:\n%s", untrusted.stderr)
 	}
+}
+
+func TestReload(t *testing.T) {
+	fake := explorertest.New()
+	fake.AddJob(explorer.Job{WorkflowID: "1", WorkflowName: "bfs", Status: explorer.StatusSuccess, CreateTime: 1, RunBeginTime: 2, RunEndTime: 5002})
+	srv := explorertest.NewServer(fake)
+	defer srv.Close()
+	e := startExporter(t, configFor(srv.URL, "nebula"))
+	configFile := strings.TrimPrefix(e.cmd.Args[1], "--config.file=")
+	bucket := `nebula_explorer_job_run_duration_seconds_bucket{status="success",workflow="bfs",workflow_id="1",le="7"} 1`
+	if _, body := e.get(t, "/metrics"); !strings.Contains(body, "nebula_explorer_up 1") || strings.Contains(body, bucket) {
+		t.Fatalf("before reload:\n%s", body)
+	}
+	post := func() (int, string) {
+		resp, err := http.Post("http://"+e.addr+"/-/reload", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+
+	t.Run("POST /-/reload applies a changed file", func(t *testing.T) {
+		os.WriteFile(configFile, []byte(configFor(srv.URL, "nebula")+"metrics:\n  run_duration_buckets: [7, 70]\n"), 0o600)
+		if code, msg := post(); code != 200 {
+			t.Fatalf("HTTP %d: %s", code, msg)
+		}
+		if _, body := e.get(t, "/metrics"); !strings.Contains(body, bucket) || !strings.Contains(body, "nebula_explorer_up 1") {
+			t.Errorf("after reload:\n%s", body)
+		}
+	})
+	t.Run("a broken file is refused, naming the field, and the running config stays", func(t *testing.T) {
+		os.WriteFile(configFile, []byte(configFor(srv.URL, "nebula")+"  graph_port: 70000\n"), 0o600)
+		code, msg := post()
+		if code != http.StatusInternalServerError || !strings.Contains(msg, "graph_port") {
+			t.Errorf("HTTP %d: %s", code, msg)
+		}
+		if _, body := e.get(t, "/metrics"); !strings.Contains(body, bucket) || !strings.Contains(body, "nebula_explorer_up 1") {
+			t.Errorf("after a refused reload:\n%s", body)
+		}
+	})
+	t.Run("SIGHUP reloads too", func(t *testing.T) {
+		os.WriteFile(configFile, []byte(configFor(srv.URL, "nebula")), 0o600)
+		e.cmd.Process.Signal(syscall.SIGHUP)
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if _, body := e.get(t, "/metrics"); !strings.Contains(body, bucket) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the default buckets are not back 5 s after SIGHUP")
+			}
+		}
+	})
+	t.Run("an unchanged file keeps the collector and its synced state", func(t *testing.T) {
+		e.get(t, "/metrics")
+		before := fake.Stats()
+		if code, msg := post(); code != 200 {
+			t.Fatalf("HTTP %d: %s", code, msg)
+		}
+		e.get(t, "/metrics")
+		if after := fake.Stats(); after.Logins != before.Logins || after.Lists != before.Lists+1 {
+			t.Errorf("stats %+v -> %+v: want no login and one incremental listing", before, after)
+		}
+	})
+	t.Run("GET /-/reload is refused", func(t *testing.T) {
+		if code, _ := e.get(t, "/-/reload"); code != http.StatusMethodNotAllowed {
+			t.Errorf("HTTP %d", code)
+		}
+	})
 }
