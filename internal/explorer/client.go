@@ -101,12 +101,12 @@ func (c *Client) Job(ctx context.Context, id int64) (*JobDetail, error) {
 }
 
 // EachJob visits every job that matches f exactly once, oldest first, and
-// returns the number of requests it made.
+// returns the number of requests it made. f's createTime bounds are inclusive.
 //
 // Offset paging over a changing listing counts jobs twice or misses them, and
 // deep offsets are costly for Explorer's database. So EachJob pages by key:
-// it asks in ascending createTime from the createTime of the last job it saw,
-// skipping the jobs of that millisecond it already visited. Only when one
+// it asks in ascending createTime from (just before) the createTime of the
+// last job it saw, skipping the jobs it already visited. Only when one
 // millisecond holds more than a page of jobs does it step the page number.
 // It never trusts the requested page size (servers cap it) and stops on an
 // empty page or when the answer's total is reached.
@@ -129,9 +129,18 @@ func (c *Client) EachJob(ctx context.Context, f Filter, pageSize int, visit func
 		}()
 		return ch
 	}
+	// f's bounds are inclusive. Explorer's docs do not say whether its own
+	// are, so ask one millisecond wider and drop what lies outside.
+	from, to := f.FromCreateTime, f.ToCreateTime
+	if f.FromCreateTime > 0 {
+		f.FromCreateTime--
+	}
+	if f.ToCreateTime > 0 {
+		f.ToCreateTime++
+	}
 	f.OrderByCreateTime = "asc"
 	page := 1
-	lastCreate, seenAtLast := f.FromCreateTime, map[int64]bool{}
+	lastCreate, seenAtLast := from, map[int64]bool{}
 	next := fetch(f, page)
 	for {
 		a := <-next
@@ -140,9 +149,16 @@ func (c *Client) EachJob(ctx context.Context, f Filter, pageSize int, visit func
 			return requests, a.err
 		}
 		p, fresh := a.page, a.page.Items[:0]
-		for _, j := range p.Items {
+		for i, j := range p.Items {
+			if i > 0 && j.CreateTime < p.Items[i-1].CreateTime {
+				// Paging by key relies on the order; better fail than miss jobs.
+				return requests, fmt.Errorf("list jobs: answer is not in ascending createTime order (orderByCreateTime ignored?)")
+			}
 			if j.CreateTime < lastCreate || (j.CreateTime == lastCreate && seenAtLast[j.ID]) {
-				continue // visited on an earlier page
+				continue // visited on an earlier page, or before from
+			}
+			if to > 0 && j.CreateTime > to {
+				continue
 			}
 			if j.CreateTime > lastCreate {
 				lastCreate = j.CreateTime
@@ -160,8 +176,10 @@ func (c *Client) EachJob(ctx context.Context, f Filter, pageSize int, visit func
 		}
 		done := len(p.Items) == 0 || (page-1)*size+len(p.Items) >= p.Total
 		if !done {
-			if lastCreate > f.FromCreateTime {
-				f.FromCreateTime, page = lastCreate, 1
+			// From one millisecond before the last job seen, for the same
+			// reason: the rest of that millisecond is in the next page.
+			if nextFrom := lastCreate - 1; nextFrom > f.FromCreateTime {
+				f.FromCreateTime, page = nextFrom, 1
 			} else {
 				page++ // a whole page within one millisecond: step through it
 			}

@@ -3,6 +3,8 @@ package explorer_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -154,7 +156,7 @@ func TestEachJob(t *testing.T) {
 		fake := explorertest.New()
 		fake.SetQuirks(explorertest.Quirks{MaxPageSize: 4})
 		c := newClient(t, fake, explorer.EncodingAuto)
-		addJobs(fake, 37, func(i int) int64 { return int64(1000 + i) })
+		addJobs(fake, 37, func(i int) int64 { return int64(1000 + 10*i) })
 		seen, requests := visitAll(t, c, 1000)
 		assertEachOnce(t, fake, seen)
 		if requests > 37/3+2 {
@@ -192,6 +194,30 @@ func TestEachJob(t *testing.T) {
 		addJobs(fake, 23, func(i int) int64 { return 1000 + int64(i/20) }) // 20 jobs in one millisecond
 		seen, _ := visitAll(t, c, 5)
 		assertEachOnce(t, fake, seen)
+	})
+	t.Run("exclusive time bounds lose no job of the millisecond a page ends in", func(t *testing.T) {
+		fake := explorertest.New()
+		fake.SetQuirks(explorertest.Quirks{ExclusiveTimeFilter: true})
+		c := newClient(t, fake, explorer.EncodingAuto)
+		addJobs(fake, 30, func(i int) int64 { return 1000 + int64(i/4) }) // pages of 5 end mid-millisecond
+		seen, _ := visitAll(t, c, 5)
+		assertEachOnce(t, fake, seen)
+	})
+	t.Run("an answer out of ascending order is an error, not a short listing", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == explorer.ConnectPath {
+				http.SetCookie(w, &http.Cookie{Name: explorer.TokenCookie, Value: "t"})
+				w.Write([]byte(`{"code":0,"data":{}}`))
+				return
+			}
+			w.Write([]byte(`{"code":0,"data":{"items":[{"id":2,"createTime":20},{"id":1,"createTime":10}],"total":4,"Page":1,"PageSize":2}}`))
+		}))
+		defer srv.Close()
+		c, _ := explorer.NewClient(explorer.Config{URL: srv.URL})
+		_, err := c.EachJob(context.Background(), explorer.Filter{}, 2, func(explorer.Job) {})
+		if err == nil || !strings.Contains(err.Error(), "ascending") {
+			t.Errorf("err = %v", err)
+		}
 	})
 	t.Run("an empty history costs one request", func(t *testing.T) {
 		c := newClient(t, explorertest.New(), explorer.EncodingAuto)

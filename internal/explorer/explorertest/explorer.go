@@ -68,6 +68,9 @@ type Quirks struct {
 	Delay time.Duration
 	// TasksNull adds "tasks": null to every listing item, as some versions do.
 	TasksNull bool
+	// ExclusiveTimeFilter makes fromCreateTime and toCreateTime exclusive
+	// bounds (the docs do not say which they are; inclusive by default).
+	ExclusiveTimeFilter bool
 	// OmitZeroTimes leaves runBeginTime and runEndTime out of listing items
 	// while they are 0, as the docs allow ("0 (or absent)").
 	OmitZeroTimes bool

@@ -377,7 +377,16 @@ func (e *Explorer) list(w http.ResponseWriter, r *http.Request, q *Quirks, workf
 func (e *Explorer) appendPage(b []byte, l listing, items itemQuirks) []byte {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	jobs := e.window(l.filter.FromCreateTime, l.filter.ToCreateTime)
+	from, to := l.filter.FromCreateTime, l.filter.ToCreateTime
+	if e.Quirks().ExclusiveTimeFilter { // 0 is no bound
+		if from != 0 {
+			from++
+		}
+		if to != 0 {
+			to--
+		}
+	}
+	jobs := e.window(from, to)
 	offset := len(jobs) // past the end unless the multiplication fits
 	if l.page-1 <= len(jobs)/l.size {
 		offset = (l.page - 1) * l.size
