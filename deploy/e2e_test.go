@@ -172,7 +172,7 @@ func TestEndToEndAlerting(t *testing.T) {
 // files the shipped prometheus.yml loads.
 func e2eRuleNames(t *testing.T) (recording, alerting []string) {
 	t.Helper()
-	for _, f := range rulesFiles(t) {
+	for _, f := range ruleFiles(t) {
 		for _, g := range rulesLoad(t, f).Groups {
 			for _, r := range g.Rules {
 				if r.Record != "" {

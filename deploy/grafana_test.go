@@ -359,7 +359,7 @@ func TestGrafanaProvisioning(t *testing.T) {
 			Name, UID, Type, URL, Access string
 		} `yaml:"datasources"`
 	}
-	k8sReadYAML(t, "grafana/provisioning/datasources/prometheus.yml", &ds)
+	readYAML(t, "grafana/provisioning/datasources/prometheus.yml", &ds)
 	if ds.APIVersion != 1 || len(ds.Datasources) != 1 {
 		t.Fatalf("datasource provisioning: apiVersion %d, %d datasources; want 1 and 1", ds.APIVersion, len(ds.Datasources))
 	}
@@ -376,7 +376,7 @@ func TestGrafanaProvisioning(t *testing.T) {
 			} `yaml:"options"`
 		} `yaml:"providers"`
 	}
-	k8sReadYAML(t, "grafana/provisioning/dashboards/dashboards.yml", &dp)
+	readYAML(t, "grafana/provisioning/dashboards/dashboards.yml", &dp)
 	if dp.APIVersion != 1 || len(dp.Providers) != 1 || dp.Providers[0].Type != "file" || dp.Providers[0].Options.Path != "/var/lib/grafana/dashboards" {
 		t.Errorf("dashboard provisioning %+v, want one file provider on /var/lib/grafana/dashboards", dp)
 	}
@@ -387,7 +387,7 @@ func TestGrafanaProvisioning(t *testing.T) {
 			Volumes []string `yaml:"volumes"`
 		} `yaml:"services"`
 	}
-	k8sReadYAML(t, "docker-compose.yml", &compose)
+	readYAML(t, "docker-compose.yml", &compose)
 	vols := compose.Services["grafana"].Volumes
 	for _, want := range []string{
 		"./grafana/dashboards:/var/lib/grafana/dashboards:ro",
@@ -399,7 +399,7 @@ func TestGrafanaProvisioning(t *testing.T) {
 		}
 	}
 	var raw map[string]any
-	k8sReadYAML(t, "docker-compose.yml", &raw)
+	readYAML(t, "docker-compose.yml", &raw)
 	if _, ok := dig(raw, "services", "prometheus").(map[string]any); !ok {
 		t.Error("docker-compose has no prometheus service for the datasource's http://prometheus:9090")
 	}

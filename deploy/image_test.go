@@ -403,7 +403,7 @@ type composeFile struct {
 
 func TestComposeStackIsWiredUp(t *testing.T) {
 	var c composeFile
-	k8sReadYAML(t, "docker-compose.yml", &c)
+	readYAML(t, "docker-compose.yml", &c)
 	for _, s := range []string{"simulator", "exporter", "prometheus", "alertmanager", "grafana"} {
 		if _, ok := c.Services[s]; !ok {
 			t.Errorf("docker-compose.yml has no service %s", s)
@@ -472,30 +472,15 @@ func TestComposeStackIsWiredUp(t *testing.T) {
 	if mounts["prometheus /etc/prometheus/rules"] != "./prometheus" || promCfgHost == "" {
 		t.Fatalf("prometheus mounts %v, want its config at /etc/prometheus/prometheus.yml and ./prometheus at /etc/prometheus/rules", mounts)
 	}
-	var promCfg, mainCfg struct {
-		RuleFiles []string `yaml:"rule_files"`
-		Alerting  struct {
-			Alertmanagers []struct {
-				StaticConfigs []struct {
-					Targets []string `yaml:"targets"`
-				} `yaml:"static_configs"`
-			} `yaml:"alertmanagers"`
-		} `yaml:"alerting"`
-		ScrapeConfigs []struct {
-			JobName       string `yaml:"job_name"`
-			StaticConfigs []struct {
-				Targets []string `yaml:"targets"`
-			} `yaml:"static_configs"`
-		} `yaml:"scrape_configs"`
-	}
-	k8sReadYAML(t, promCfgHost, &promCfg)
-	k8sReadYAML(t, k8sPrometheusYML, &mainCfg)
+	var promCfg, mainCfg prometheusConfig
+	readYAML(t, promCfgHost, &promCfg)
+	readYAML(t, prometheusYML, &mainCfg)
 	var want []string
 	for _, f := range mainCfg.RuleFiles {
 		want = append(want, "rules/"+f)
 	}
 	if !slices.Equal(promCfg.RuleFiles, want) {
-		t.Errorf("%s rule_files %v, want %v (those of %s)", promCfgHost, promCfg.RuleFiles, want, k8sPrometheusYML)
+		t.Errorf("%s rule_files %v, want %v (those of %s)", promCfgHost, promCfg.RuleFiles, want, prometheusYML)
 	}
 	job := k8sPrometheusJobName(t)
 	scraped := false

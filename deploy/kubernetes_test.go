@@ -27,7 +27,6 @@ var update = flag.Bool("update", false, "rewrite generated files (deploy/kuberne
 const (
 	k8sDir             = "kubernetes"
 	k8sPrometheusRule  = "kubernetes/prometheusrule.yaml"
-	k8sPrometheusYML   = "prometheus/prometheus.yml"
 	k8sConfigPath      = "/etc/nebula_explorer_exporter/config.yml"
 	k8sNobody          = 65534
 	k8sAppLabel        = "app.kubernetes.io/name"
@@ -384,7 +383,7 @@ func TestServiceAndServiceMonitorScrapeTheExporter(t *testing.T) {
 		}
 	}
 	if !relabeled {
-		t.Errorf("ServiceMonitor does not set job=%q (the job name in %s)", jobName, k8sPrometheusYML)
+		t.Errorf("ServiceMonitor does not set job=%q (the job name in %s)", jobName, prometheusYML)
 	}
 }
 
@@ -392,15 +391,8 @@ func TestServiceAndServiceMonitorScrapeTheExporter(t *testing.T) {
 // one whose target is port 9064.
 func k8sPrometheusJobName(t *testing.T) string {
 	t.Helper()
-	var cfg struct {
-		ScrapeConfigs []struct {
-			JobName       string `yaml:"job_name"`
-			StaticConfigs []struct {
-				Targets []string `yaml:"targets"`
-			} `yaml:"static_configs"`
-		} `yaml:"scrape_configs"`
-	}
-	k8sReadYAML(t, k8sPrometheusYML, &cfg)
+	var cfg prometheusConfig
+	readYAML(t, prometheusYML, &cfg)
 	for _, sc := range cfg.ScrapeConfigs {
 		for _, st := range sc.StaticConfigs {
 			for _, target := range st.Targets {
@@ -410,43 +402,8 @@ func k8sPrometheusJobName(t *testing.T) string {
 			}
 		}
 	}
-	t.Fatalf("%s has no scrape job for port %d", k8sPrometheusYML, k8sExporterPort)
+	t.Fatalf("%s has no scrape job for port %d", prometheusYML, k8sExporterPort)
 	return ""
-}
-
-func k8sReadYAML(t *testing.T, path string, v any) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.Unmarshal(data, v); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-}
-
-// k8sRuleFiles are the rule files prometheus.yml loads, in its order.
-func k8sRuleFiles(t *testing.T) []string {
-	t.Helper()
-	var cfg struct {
-		RuleFiles []string `yaml:"rule_files"`
-	}
-	k8sReadYAML(t, k8sPrometheusYML, &cfg)
-	var files []string
-	for _, pattern := range cfg.RuleFiles {
-		if !filepath.IsAbs(pattern) {
-			pattern = filepath.Join(filepath.Dir(k8sPrometheusYML), pattern)
-		}
-		matches, err := filepath.Glob(pattern)
-		if err != nil || len(matches) == 0 {
-			t.Fatalf("%s: rule_files entry %q matches no file", k8sPrometheusYML, pattern)
-		}
-		files = append(files, matches...)
-	}
-	if len(files) == 0 {
-		t.Fatalf("%s loads no rule files", k8sPrometheusYML)
-	}
-	return files
 }
 
 // k8sRuleGroups returns the "groups" sequences of the rule files, as nodes
@@ -553,7 +510,7 @@ func k8sRenderPrometheusRule(t *testing.T, files []string, groups *yaml.Node) []
 // the PrometheusRule's spec.groups must equal the groups of the rule files
 // prometheus.yml loads. With -update it regenerates the PrometheusRule.
 func TestPrometheusRuleMatchesRuleFiles(t *testing.T) {
-	files := k8sRuleFiles(t)
+	files := ruleFiles(t)
 	groupsNode, want := k8sRuleGroups(t, files)
 
 	if *update {
@@ -565,7 +522,7 @@ func TestPrometheusRuleMatchesRuleFiles(t *testing.T) {
 	}
 
 	var pr map[string]any
-	k8sReadYAML(t, k8sPrometheusRule, &pr)
+	readYAML(t, k8sPrometheusRule, &pr)
 	if pr["apiVersion"] != "monitoring.coreos.com/v1" || pr["kind"] != "PrometheusRule" {
 		t.Errorf("%s: apiVersion %v kind %v, want monitoring.coreos.com/v1 PrometheusRule", k8sPrometheusRule, pr["apiVersion"], pr["kind"])
 	}
@@ -590,7 +547,7 @@ func TestPrometheusRuleMatchesRuleFiles(t *testing.T) {
 // TestPrometheusRuleRenderingIsStable proves the generator loses nothing:
 // what it writes decodes to exactly the rule files' groups.
 func TestPrometheusRuleRenderingIsStable(t *testing.T) {
-	files := k8sRuleFiles(t)
+	files := ruleFiles(t)
 	groupsNode, want := k8sRuleGroups(t, files)
 	var pr map[string]any
 	if err := yaml.Unmarshal(k8sRenderPrometheusRule(t, files, groupsNode), &pr); err != nil {

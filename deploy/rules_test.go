@@ -19,7 +19,6 @@ import (
 )
 
 const (
-	rulesPrometheusYML   = "prometheus/prometheus.yml"
 	rulesAlertmanagerYML = "alertmanager/alertmanager.yml"
 	rulesRunbook         = "RUNBOOK.md"
 	rulesRunbookURL      = "https://github.com/nebula-contrib/nebula_explorer_exporter/blob/main/deploy/RUNBOOK.md#"
@@ -43,27 +42,10 @@ type rulesFile struct {
 	} `yaml:"groups"`
 }
 
-// rulesFiles returns the rule files prometheus.yml loads, relative to deploy/.
-func rulesFiles(t *testing.T) []string {
-	t.Helper()
-	var cfg struct {
-		RuleFiles []string `yaml:"rule_files"`
-	}
-	stackReadYAML(t, rulesPrometheusYML, &cfg)
-	if len(cfg.RuleFiles) == 0 {
-		t.Fatalf("%s loads no rule files", rulesPrometheusYML)
-	}
-	var out []string
-	for _, f := range cfg.RuleFiles {
-		out = append(out, filepath.Join(filepath.Dir(rulesPrometheusYML), f))
-	}
-	return out
-}
-
 func rulesLoad(t *testing.T, path string) rulesFile {
 	t.Helper()
 	var f rulesFile
-	stackReadYAML(t, path, &f)
+	readYAML(t, path, &f)
 	return f
 }
 
@@ -87,11 +69,11 @@ func rulesRun(t *testing.T, tool string, args ...string) string {
 // labelled and unit-tested both ways.
 func TestMonitoringConfigs(t *testing.T) {
 	t.Run("promtool check config accepts prometheus.yml", func(t *testing.T) {
-		rulesRun(t, "promtool", "check", "config", rulesPrometheusYML)
+		rulesRun(t, "promtool", "check", "config", prometheusYML)
 	})
 
 	t.Run("promtool check rules accepts the rule files", func(t *testing.T) {
-		rulesRun(t, "promtool", append([]string{"check", "rules"}, rulesFiles(t)...)...)
+		rulesRun(t, "promtool", append([]string{"check", "rules"}, ruleFiles(t)...)...)
 	})
 
 	t.Run("promtool test rules passes the unit tests", func(t *testing.T) {
@@ -122,7 +104,7 @@ func TestMonitoringConfigs(t *testing.T) {
 		anchors := rulesRunbookAnchors(t)
 		seen := map[string]string{} // anchor -> alert
 		n := 0
-		for _, path := range rulesFiles(t) {
+		for _, path := range ruleFiles(t) {
 			for _, g := range rulesLoad(t, path).Groups {
 				for _, r := range g.Rules {
 					if r.Alert == "" {
@@ -171,7 +153,7 @@ func TestMonitoringConfigs(t *testing.T) {
 					} `yaml:"alert_rule_test"`
 				} `yaml:"tests"`
 			}
-			stackReadYAML(t, f, &tests)
+			readYAML(t, f, &tests)
 			for _, tc := range tests.Tests {
 				for _, c := range tc.Cases {
 					if len(c.ExpAlerts) > 0 {
@@ -224,7 +206,7 @@ func rulesRunbookAnchors(t *testing.T) map[string]bool {
 // Keep the decoder strict about what it ignores: a typo in a rule file's keys
 // would otherwise make a check pass vacuously.
 func TestRuleFilesHaveOnlyKnownKeys(t *testing.T) {
-	for _, path := range rulesFiles(t) {
+	for _, path := range ruleFiles(t) {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)

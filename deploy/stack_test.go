@@ -328,7 +328,7 @@ func stackPrometheusConfig(t *testing.T, promAddr, exporterAddr, amAddr string) 
 	t.Helper()
 	const shipped = "prometheus/prometheus.yml"
 	var cfg map[string]any
-	stackReadYAML(t, shipped, &cfg)
+	readYAML(t, shipped, &cfg)
 
 	every := stackScrapeEvery.String()
 	global, _ := cfg["global"].(map[string]any)
@@ -389,7 +389,7 @@ func stackAlertmanagerConfig(t *testing.T, hookURL string) []byte {
 	t.Helper()
 	const shipped = "alertmanager/alertmanager.yml"
 	var cfg map[string]any
-	stackReadYAML(t, shipped, &cfg)
+	readYAML(t, shipped, &cfg)
 	// No mail is sent; the password file of the shipped config need not exist.
 	if global, ok := cfg["global"].(map[string]any); ok {
 		for k := range global {
@@ -425,17 +425,6 @@ func stackAlertmanagerConfig(t *testing.T, hookURL string) []byte {
 		t.Fatal(err)
 	}
 	return out
-}
-
-func stackReadYAML(t *testing.T, path string, v any) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.Unmarshal(b, v); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
 }
 
 func stackWriteFile(t *testing.T, path, content string) {
