@@ -80,11 +80,7 @@ func (c *Collector) Handler(extra prometheus.Gatherer) http.Handler {
 
 // serve writes the current values in the format and compression the client asks for.
 func (c *Collector) serve(w http.ResponseWriter, r *http.Request, extra prometheus.Gatherer) {
-	c.mu.Lock()
-	jobs, h := c.jobs, health(c.health)
-	c.mu.Unlock()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(h)
+	jobs, reg := c.current()
 	families, err := prometheus.Gatherers{reg, extra}.Gather()
 	if err != nil {
 		level.Error(c.logger).Log("msg", "gathering the exporter's own metrics", "err", err)
@@ -192,15 +188,22 @@ func (c *Collector) syncOnce() {
 	}
 }
 
-// Gatherer returns the current values, consistent with each other: the job
-// metrics of the last good sync and the health of the last sync.
-func (c *Collector) Gatherer() prometheus.Gatherer {
+// current returns the job metrics of the last good sync and a registry of
+// the health of the last sync, read together so a scrape sees one moment.
+func (c *Collector) current() (*exposition, *prometheus.Registry) {
 	c.mu.Lock()
 	jobs, h := c.jobs, health(c.health)
 	c.mu.Unlock()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(h)
+	return jobs, reg
+}
+
+// Gatherer returns the current values, consistent with each other: the job
+// metrics of the last good sync and the health of the last sync.
+func (c *Collector) Gatherer() prometheus.Gatherer {
+	jobs, reg := c.current()
 	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
-		reg := prometheus.NewRegistry()
-		reg.MustRegister(h)
 		families, err := reg.Gather()
 		if jobs != nil {
 			families = append(families, render(jobs.state)...)

@@ -395,3 +395,16 @@ func diffSamples(t *testing.T, got, want string) string {
 	}
 	return b.String()
 }
+
+func TestAcceptsGzip(t *testing.T) {
+	for header, want := range map[string]bool{
+		"gzip": true, "identity": false, "": false, "deflate, gzip;q=0.5": true,
+		"gzip;q=0": false, "gzip; q=0.0": false, "GZIP": true, "gzip;q=1.0, identity": true,
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		r.Header.Set("Accept-Encoding", header)
+		if got := acceptsGzip(r); got != want {
+			t.Errorf("Accept-Encoding %q: acceptsGzip = %v, want %v", header, got, want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -95,8 +96,11 @@ func acceptsGzip(r *http.Request) bool {
 	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
 		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
 		if strings.EqualFold(strings.TrimSpace(coding), "gzip") {
-			q := strings.ReplaceAll(params, " ", "")
-			return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+			q := 1.0 // "gzip;q=0" refuses it
+			if v, ok := strings.CutPrefix(strings.ReplaceAll(params, " ", ""), "q="); ok {
+				q, _ = strconv.ParseFloat(v, 64)
+			}
+			return q > 0
 		}
 	}
 	return false

@@ -51,6 +51,28 @@ var (
 	oldestRunningFamily = jobFamily("workflow_oldest_running_start_timestamp_seconds", "Earliest runBeginTime of the workflow's running jobs, as a Unix timestamp in seconds.", dto.MetricType_GAUGE)
 )
 
+// status is a status label and its code (-1 for unknown).
+type status struct {
+	label string
+	code  int
+}
+
+// statusesByLabel are the statuses in label order, the order of their
+// samples; terminalByLabel the terminal ones among them.
+var statusesByLabel, terminalByLabel = func() (all, terminal []status) {
+	all = []status{{explorer.StatusUnknown, -1}}
+	for code, label := range explorer.StatusLabels {
+		all = append(all, status{label, code})
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].label < all[j].label })
+	for _, st := range all {
+		if explorer.IsTerminal(st.code) {
+			terminal = append(terminal, st)
+		}
+	}
+	return all, terminal
+}()
+
 // emitter receives the samples of the job metrics. status is "" for the
 // metrics without a status label.
 type emitter interface {
@@ -88,64 +110,41 @@ func walk(s *state, e emitter) {
 		}
 		return keys[i].id < keys[j].id
 	})
-	terminal := make([]string, len(terminalStatuses)) // sorted: failed, interrupted, success
-	for i, code := range terminalStatuses {
-		terminal[i] = explorer.StatusLabel(code)
-	}
-	sort.Strings(terminal)
-	all := append(append([]string{}, explorer.StatusLabels[:]...), explorer.StatusUnknown)
-	sort.Strings(all)
-	eachTerminal := func(fn func(i int, status string)) {
-		for _, status := range terminal {
-			for i, code := range terminalStatuses {
-				if explorer.StatusLabel(code) == status {
-					fn(i, status)
-				}
-			}
-		}
-	}
-
 	for _, k := range keys {
 		e.histogram(queueFamily, k, "", &s.workflows[k].queue)
 	}
-	eachTerminal(func(i int, status string) {
+	for _, st := range terminalByLabel {
 		for _, k := range keys {
-			e.histogram(runFamily, k, status, &s.workflows[k].run[i])
+			e.histogram(runFamily, k, st.label, &s.workflows[k].run[terminalIndex(st.code)])
 		}
-	})
-	for _, status := range all {
-		code := -1
-		for c, label := range explorer.StatusLabels {
-			if label == status {
-				code = c
-			}
-		}
+	}
+	for _, st := range statusesByLabel {
 		for _, k := range keys {
-			n, seen := pending[k][status]
+			n, seen := pending[k][st.label]
 			switch {
-			case explorer.IsTerminal(code):
-				n = float64(s.workflows[k].terminal[terminalIndex(code)])
-			case code < 0 && !seen:
+			case explorer.IsTerminal(st.code):
+				n = float64(s.workflows[k].terminal[terminalIndex(st.code)])
+			case st.label == explorer.StatusUnknown && !seen:
 				continue // unknown appears only when seen
 			}
-			e.value(jobsFamily, k, status, n)
+			e.value(jobsFamily, k, st.label, n)
 		}
 	}
 	for _, k := range keys {
 		e.value(createdFamily, k, "", float64(s.workflows[k].created))
 	}
-	eachTerminal(func(i int, status string) {
+	for _, st := range terminalByLabel {
 		for _, k := range keys {
-			e.value(finishedFamily, k, status, float64(s.workflows[k].finished[i]))
+			e.value(finishedFamily, k, st.label, float64(s.workflows[k].finished[terminalIndex(st.code)]))
 		}
-	})
-	eachTerminal(func(i int, status string) {
+	}
+	for _, st := range terminalByLabel {
 		for _, k := range keys {
-			if t := s.workflows[k].lastFinishMs[i]; t > 0 {
-				e.value(lastFinishFamily, k, status, float64(t)/1000)
+			if t := s.workflows[k].lastFinishMs[terminalIndex(st.code)]; t > 0 {
+				e.value(lastFinishFamily, k, st.label, float64(t)/1000)
 			}
 		}
-	})
+	}
 	for _, k := range keys {
 		if t, ok := oldestRunning[k]; ok {
 			e.value(oldestRunningFamily, k, "", float64(t)/1000)

@@ -9,9 +9,8 @@ import (
 // workflowKey identifies one workflow's series. A renamed workflow gets new series.
 type workflowKey struct{ id, name string }
 
-// terminal statuses, in the order of the per-status arrays below.
-var terminalStatuses = [...]int{explorer.StatusSuccess, explorer.StatusFailed, explorer.StatusInterrupted}
-
+// terminalIndex is a terminal status's index in the per-status arrays below
+// (success, failed, interrupted).
 func terminalIndex(status int) int { return status - explorer.StatusSuccess }
 
 // workflowStats aggregates a workflow's terminal jobs, which never change
