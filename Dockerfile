@@ -12,7 +12,7 @@
 #      podman build --target image -t localhost/nebula_explorer_exporter:dev .
 #    Works on machines that cannot reach any image registry.
 #
-# 2. Target "from-source": compiles inside golang:1.26, for machines that can
+# 2. Target "from-source": compiles inside golang:1.27.3 (the Makefile's GOTOOLCHAIN), for machines that can
 #    pull images (BuildKit and podman/buildah skip the stages a target does
 #    not need):
 #      docker build --target from-source -t nebula_explorer_exporter .
@@ -25,7 +25,7 @@
 #     localhost/nebula_explorer_exporter:dev
 # Arguments after the image name replace CMD, so repeat --config.file there.
 
-ARG GO_IMAGE=golang:1.26
+ARG GO_IMAGE=golang:1.27.3
 
 # ---- from-source builder (pulls GO_IMAGE) ----------------------------------
 FROM ${GO_IMAGE} AS builder

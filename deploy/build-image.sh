@@ -20,6 +20,10 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# The toolchain of every build (the Makefile's; downloaded once by the go
+# command if the machine has another Go).
+export GOTOOLCHAIN=go1.27.3
+
 IMAGE=${IMAGE:-localhost/nebula_explorer_exporter:dev}
 PODMAN=${PODMAN:-podman}
 GO=${GO:-go}
