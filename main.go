@@ -55,7 +55,7 @@ func run(args []string) int {
 	}
 	logger, slogger := newLoggers(*logLevel, *logFormat)
 
-	ex := &exporter{configFile: *configFile, logger: logger}
+	ex := &exporter{configFile: *configFile, logger: logger, telemetry: collector.NewTelemetry()}
 	if err := ex.reload(); err != nil {
 		level.Error(logger).Log("msg", "invalid configuration", "err", err)
 		return 1
@@ -67,7 +67,7 @@ func run(args []string) int {
 
 	// The exporter's own metrics (build info, Go runtime, process) come
 	// from the default registry, the job metrics from the collector.
-	prometheus.MustRegister(versioncollector.NewCollector(name))
+	prometheus.MustRegister(versioncollector.NewCollector(name), ex.telemetry)
 	mux := http.NewServeMux()
 	mux.Handle(*metricsPath, ex)
 	mux.HandleFunc("/-/reload", ex.serveReload)
@@ -121,13 +121,14 @@ type exporter struct {
 	configFile string
 	logger     log.Logger
 
-	mu      sync.Mutex // one reload at a time
-	config  *config.Config
-	metrics atomic.Pointer[http.Handler]
+	mu        sync.Mutex // one reload at a time
+	config    *config.Config
+	metrics   atomic.Pointer[collector.Collector]
+	telemetry *collector.Telemetry // outlives collectors: counts since start
 }
 
 func (e *exporter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	(*e.metrics.Load()).ServeHTTP(w, r)
+	e.metrics.Load().ServeHTTP(w, r)
 }
 
 // reload loads the configuration file; unchanged, it keeps the collector
@@ -142,7 +143,7 @@ func (e *exporter) reload() error {
 	if e.config != nil && reflect.DeepEqual(cfg, e.config) {
 		return nil
 	}
-	client, err := newClient(cfg)
+	client, err := newClient(cfg, e.telemetry)
 	if err != nil {
 		return fmt.Errorf("%s: %w", e.configFile, err)
 	}
@@ -154,9 +155,10 @@ func (e *exporter) reload() error {
 		SyncTimeout:        time.Duration(cfg.Sync.Timeout),
 		RunBuckets:         cfg.Metrics.RunDurationBuckets,
 		QueueBuckets:       cfg.Metrics.QueueDurationBuckets,
+		Telemetry:          e.telemetry,
+		Extra:              prometheus.DefaultGatherer,
 	}, e.logger)
-	h := col.Handler(prometheus.DefaultGatherer)
-	e.metrics.Store(&h)
+	e.metrics.Store(col)
 	e.config = cfg
 	return nil
 }
@@ -186,7 +188,7 @@ func (e *exporter) serveReload(w http.ResponseWriter, r *http.Request) {
 }
 
 // newClient builds the Explorer client from the config: TLS, timeout and login.
-func newClient(cfg *config.Config) (*explorer.Client, error) {
+func newClient(cfg *config.Config, telemetry *collector.Telemetry) (*explorer.Client, error) {
 	tlsConfig, err := promconfig.NewTLSConfig(&cfg.Explorer.TLSConfig)
 	if err != nil {
 		return nil, fmt.Errorf("explorer.tls_config: %w", err)

@@ -160,6 +160,7 @@ func BenchmarkRender(b *testing.B) {
 			}
 		}
 	})
+	e.col.opts.Extra = prometheus.DefaultGatherer
 	for _, enc := range []string{"gzip", "identity"} {
 		b.Run("serve/"+enc, func(b *testing.B) {
 			size := 0
@@ -169,7 +170,7 @@ func BenchmarkRender(b *testing.B) {
 				r.Header.Set("Accept", "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
 				r.Header.Set("Accept-Encoding", enc)
 				w := httptest.NewRecorder()
-				e.col.serve(w, r, prometheus.DefaultGatherer)
+				e.col.serve(w, r)
 				if w.Code != 200 || !e.col.health.ok {
 					b.Fatalf("HTTP %d", w.Code)
 				}

@@ -6,8 +6,7 @@ package collector
 import (
 	"context"
 	"errors"
-	"net/http"
-	"strconv"
+	"regexp"
 	"sync"
 	"time"
 
@@ -15,7 +14,6 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
@@ -30,11 +28,45 @@ type Options struct {
 	SyncTimeout        time.Duration // bound of one sync
 	RunBuckets         []float64     // seconds
 	QueueBuckets       []float64     // seconds
+	TaskBuckets        []float64     // seconds (task run durations)
+
+	// DropClassicBuckets sheds the classic buckets of the duration
+	// histograms (their largest share of series): only _sum, _count and,
+	// in protobuf, the native buckets remain.
+	DropClassicBuckets bool
+
+	Tasks     TaskOptions
+	Workflows WorkflowFilter
+
+	MaxWorkflows   int // workflows exported at most (see README "Limits")
+	MaxLabelLength int // longer label values are cut (see README "Limits")
+
+	Concurrency int           // createTime windows a full sync pages at once; 1: sequential
+	MaxBackoff  time.Duration // after failed syncs, the wait before the next grows up to this
+
+	// PersistenceFile keeps the synced state across restarts ("": off); it
+	// is written at most every PersistenceInterval and bound to ExplorerURL.
+	PersistenceFile     string
+	PersistenceInterval time.Duration
+	ExplorerURL         string
+
+	Telemetry *Telemetry          // the exporter's own counters; nil: none
+	Extra     prometheus.Gatherer // served after the job metrics (build info, Go, process)
 }
 
-// scrapeTimeoutOffset is left of Prometheus's scrape timeout for rendering
-// and sending the answer.
-const scrapeTimeoutOffset = 500 * time.Millisecond
+// TaskOptions tune the task metrics.
+type TaskOptions struct {
+	Enabled            bool
+	MaxRequestsPerSync int           // GET jobs/<id> for tasks, at most this many per sync
+	Backfill           time.Duration // a first sync covers jobs that ended within this
+}
+
+// WorkflowFilter selects the workflows exported, by name: included when it
+// matches an Include pattern (or Include is empty) and no Exclude pattern.
+// The patterns are anchored at both ends.
+type WorkflowFilter struct {
+	Include, Exclude []*regexp.Regexp
+}
 
 // Collector syncs with Explorer and serves the metrics. Concurrent scrapes
 // share one sync.
@@ -62,63 +94,6 @@ type syncHealth struct {
 // New returns a collector; it does not contact Explorer before the first scrape.
 func New(client *explorer.Client, opts Options, logger log.Logger) *Collector {
 	return &Collector{client: client, opts: opts, logger: logger}
-}
-
-// Handler serves the metrics: it syncs (or joins the sync under way), waiting
-// no longer than the scrape's own timeout, then serves the job metrics of the
-// last good sync, the health of the last sync and what extra gathers (build
-// info, Go and process metrics). It answers 200 with what it has, Explorer
-// down or not, in the text or protobuf format, gzipped if asked.
-func (c *Collector) Handler(extra prometheus.Gatherer) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), c.scrapeTimeout(r))
-		defer cancel()
-		c.Sync(ctx)
-		c.serve(w, r, extra)
-	})
-}
-
-// serve writes the current values in the format and compression the client asks for.
-func (c *Collector) serve(w http.ResponseWriter, r *http.Request, extra prometheus.Gatherer) {
-	jobs, reg := c.current()
-	families, err := prometheus.Gatherers{reg, extra}.Gather()
-	if err != nil {
-		level.Error(c.logger).Log("msg", "gathering the exporter's own metrics", "err", err)
-	}
-
-	format := expfmt.NegotiateAccept(r.Header, expfmt.DefaultAcceptedFormats()...)
-	gz := acceptsGzip(r)
-	var body []byte
-	if jobs != nil {
-		body, err = jobs.bytes(format, gz)
-	}
-	var tail []byte
-	if err == nil {
-		tail, err = encode(families, format, gz, true)
-	}
-	if err != nil {
-		level.Error(c.logger).Log("msg", "encoding metrics", "err", err)
-		http.Error(w, "encoding metrics: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", string(format))
-	w.Header().Add("Vary", "Accept")
-	w.Header().Add("Vary", "Accept-Encoding")
-	if gz {
-		w.Header().Set("Content-Encoding", "gzip")
-	}
-	w.Write(body)
-	w.Write(tail)
-}
-
-// scrapeTimeout is how long a scrape may wait for the sync.
-func (c *Collector) scrapeTimeout(r *http.Request) time.Duration {
-	if v := r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"); v != "" {
-		if s, err := strconv.ParseFloat(v, 64); err == nil && s > 0 {
-			return max(time.Duration(s*float64(time.Second))-scrapeTimeoutOffset, scrapeTimeoutOffset)
-		}
-	}
-	return c.opts.SyncTimeout
 }
 
 // Sync brings the state up to date, or joins the sync under way, and returns
@@ -165,6 +140,7 @@ func (c *Collector) syncOnce() {
 	}
 	end := time.Now()
 
+	c.opts.Telemetry.observeSync(full, err == nil)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.health.ok, c.health.duration, c.health.requests = err == nil, end.Sub(start), y.requests

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand"
@@ -308,10 +309,37 @@ func samples(t *testing.T, text string) map[string]float64 {
 	return out
 }
 
+// TestGatherErrorNeverFailsTheScrape: an error gathering the exporter's own
+// metrics is logged, and the scrape is served whether or not a sync has
+// succeeded yet.
+func TestGatherErrorNeverFailsTheScrape(t *testing.T) {
+	e := newTestEnv(t)
+	e.col.opts.Extra = prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		return nil, errors.New("broken gatherer")
+	})
+	scrape := func() (int, string) {
+		w := httptest.NewRecorder()
+		e.col.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		return w.Code, w.Body.String()
+	}
+	e.fake.SetQuirks(explorertest.Quirks{HTTPStatus: http.StatusInternalServerError})
+	if code, body := scrape(); code != 200 || !strings.Contains(body, "nebula_explorer_up 0") {
+		t.Fatalf("before any good sync: HTTP %d:\n%s", code, body)
+	}
+	e.fake.SetQuirks(explorertest.Quirks{})
+	e.fake.AddJob(explorer.Job{WorkflowID: "1", WorkflowName: "bfs", Status: explorer.StatusSuccess, CreateTime: t0})
+	if code, body := scrape(); code != 200 || !strings.Contains(body, "nebula_explorer_up 1") {
+		t.Fatalf("after a good sync: HTTP %d:\n%s", code, body)
+	}
+	if !strings.Contains(e.logs.String(), "broken gatherer") {
+		t.Errorf("the gather error is not logged:\n%s", e.logs.String())
+	}
+}
+
 func TestScrapeHandler(t *testing.T) {
 	e := newTestEnv(t)
 	e.fake.AddJob(explorer.Job{WorkflowID: "1", WorkflowName: "bfs", Status: explorer.StatusSuccess, CreateTime: t0})
-	h := e.col.Handler(prometheus.NewRegistry())
+	h := e.col
 	get := func() (int, string) {
 		r := httptest.NewRequest(http.MethodGet, "/metrics", nil)
 		r.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "2")

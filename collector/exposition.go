@@ -3,9 +3,6 @@ package collector
 import (
 	"bytes"
 	"compress/gzip"
-	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 
 	dto "github.com/prometheus/client_model/go"
@@ -32,6 +29,9 @@ func newExposition(s *state) *exposition {
 // bytes returns the families encoded in format, gzipped as one gzip member
 // if gz: a client reads consecutive members as one stream.
 func (x *exposition) bytes(format expfmt.Format, gz bool) ([]byte, error) {
+	if x == nil {
+		return nil, nil // no good sync yet: no job metrics
+	}
 	key := string(format)
 	if gz {
 		key += ";gzip"
@@ -88,20 +88,4 @@ func compress(b []byte, gz bool) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
-}
-
-// acceptsGzip reports whether the client takes a gzipped answer, as
-// Prometheus does.
-func acceptsGzip(r *http.Request) bool {
-	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
-		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.EqualFold(strings.TrimSpace(coding), "gzip") {
-			q := 1.0 // "gzip;q=0" refuses it
-			if v, ok := strings.CutPrefix(strings.ReplaceAll(params, " ", ""), "q="); ok {
-				q, _ = strconv.ParseFloat(v, 64)
-			}
-			return q > 0
-		}
-	}
-	return false
 }

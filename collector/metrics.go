@@ -1,11 +1,7 @@
 package collector
 
 import (
-	"math"
-	"slices"
 	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -187,101 +183,6 @@ func (r *familyEmitter) value(f *family, k workflowKey, status string, v float64
 
 func (r *familyEmitter) histogram(f *family, k workflowKey, status string, h *histogram) {
 	r.metric(f, k, status).Histogram = h.proto()
-}
-
-// textEmitter writes the text format (0.0.4) byte for byte as expfmt writes
-// the same families (a test holds them equal), escaping each workflow's
-// labels once instead of once per sample.
-type textEmitter struct {
-	b       []byte
-	current *family
-	labels  map[workflowKey]string // `workflow="…",workflow_id="…"`, escaped
-}
-
-func appendText(b []byte, s *state) []byte {
-	// Size the buffer up front: at 1,000 workflows the text is ~10 MB, and
-	// growing it by doubling would copy it twice over.
-	lines, labelBytes := 0, 0
-	for k := range s.workflows {
-		lines += 16 + 3*(len(s.runBuckets)+3) + len(s.queueBuckets) + 3
-		labelBytes += len(k.name) + len(k.id)
-	}
-	if len(s.workflows) > 0 {
-		b = slices.Grow(b, lines*(110+labelBytes/len(s.workflows)))
-	}
-	t := &textEmitter{b: b, labels: map[workflowKey]string{}}
-	walk(s, t)
-	return t.b
-}
-
-var (
-	helpEscaper  = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
-	valueEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
-)
-
-// start writes the family's header before its first sample.
-func (t *textEmitter) start(f *family, k workflowKey, status string, suffix string) {
-	if t.current != f {
-		t.current = f
-		t.b = append(t.b, "# HELP "+f.name+" "+helpEscaper.Replace(f.help)+"\n# TYPE "+f.name+" "+strings.ToLower(f.typ.String())+"\n"...)
-	}
-	l, ok := t.labels[k]
-	if !ok {
-		l = `workflow="` + valueEscaper.Replace(k.name) + `",workflow_id="` + valueEscaper.Replace(k.id) + `"`
-		t.labels[k] = l
-	}
-	t.b = append(t.b, f.name...)
-	t.b = append(t.b, suffix...)
-	t.b = append(t.b, '{')
-	if status != "" {
-		t.b = append(t.b, `status="`+status+`",`...)
-	}
-	t.b = append(t.b, l...)
-}
-
-func (t *textEmitter) value(f *family, k workflowKey, status string, v float64) {
-	t.start(f, k, status, "")
-	t.b = append(t.b, "} "...)
-	t.b = appendFloat(t.b, v)
-	t.b = append(t.b, '\n')
-}
-
-func (t *textEmitter) histogram(f *family, k workflowKey, status string, h *histogram) {
-	var acc uint64
-	for i, bound := range h.bounds {
-		acc += h.counts[i]
-		t.start(f, k, status, "_bucket")
-		t.b = append(t.b, `,le="`...)
-		t.b = appendFloat(t.b, bound)
-		t.b = append(t.b, `"} `...)
-		t.b = appendFloat(t.b, float64(acc))
-		t.b = append(t.b, '\n')
-	}
-	t.start(f, k, status, "_bucket")
-	t.b = append(t.b, `,le="+Inf"} `...)
-	t.b = appendFloat(t.b, float64(h.count))
-	t.b = append(t.b, '\n')
-	t.start(f, k, status, "_sum")
-	t.b = append(t.b, "} "...)
-	t.b = appendFloat(t.b, h.sum())
-	t.b = append(t.b, '\n')
-	t.start(f, k, status, "_count")
-	t.b = append(t.b, "} "...)
-	t.b = appendFloat(t.b, float64(h.count))
-	t.b = append(t.b, '\n')
-}
-
-// appendFloat formats like expfmt: shortest representation, +Inf/-Inf/NaN.
-func appendFloat(b []byte, f float64) []byte {
-	switch {
-	case math.IsInf(f, +1):
-		return append(b, "+Inf"...)
-	case math.IsInf(f, -1):
-		return append(b, "-Inf"...)
-	case math.IsNaN(f):
-		return append(b, "NaN"...)
-	}
-	return strconv.AppendFloat(b, f, 'g', -1, 64)
 }
 
 // health is the state of the last completed sync, as metrics.

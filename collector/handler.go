@@ -1,0 +1,92 @@
+package collector
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+)
+
+// scrapeTimeoutOffset is left of Prometheus's scrape timeout for rendering
+// and sending the answer.
+const scrapeTimeoutOffset = 500 * time.Millisecond
+
+// ServeHTTP serves the metrics: it syncs (or joins the sync under way),
+// waiting no longer than the scrape's own timeout, then serves the job
+// metrics of the last good sync, the health of the last sync and what
+// Options.Extra gathers (build info, Go and process metrics). It answers 200
+// with what it has, Explorer down or not, in the text or protobuf format,
+// gzipped if asked.
+func (c *Collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), c.scrapeTimeout(r))
+	defer cancel()
+	c.Sync(ctx)
+	c.serve(w, r)
+}
+
+// serve writes the current values in the format and compression the client
+// asks for. Only encoding can fail a scrape: a failure to gather the
+// exporter's own metrics is logged and the rest is served.
+func (c *Collector) serve(w http.ResponseWriter, r *http.Request) {
+	jobs, reg := c.current()
+	gatherers := prometheus.Gatherers{reg}
+	if c.opts.Extra != nil {
+		gatherers = append(gatherers, c.opts.Extra)
+	}
+	families, gatherErr := gatherers.Gather()
+	if gatherErr != nil {
+		level.Error(c.logger).Log("msg", "gathering the exporter's own metrics", "err", gatherErr)
+	}
+
+	format := expfmt.NegotiateAccept(r.Header, expfmt.DefaultAcceptedFormats()...)
+	gz := acceptsGzip(r)
+	body, err := jobs.bytes(format, gz)
+	var tail []byte
+	if err == nil {
+		tail, err = encode(families, format, gz, true)
+	}
+	if err != nil {
+		level.Error(c.logger).Log("msg", "encoding metrics", "err", err)
+		http.Error(w, "encoding metrics: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", string(format))
+	w.Header().Add("Vary", "Accept")
+	w.Header().Add("Vary", "Accept-Encoding")
+	if gz {
+		w.Header().Set("Content-Encoding", "gzip")
+	}
+	w.Write(body)
+	w.Write(tail)
+}
+
+// scrapeTimeout is how long a scrape may wait for the sync.
+func (c *Collector) scrapeTimeout(r *http.Request) time.Duration {
+	if v := r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"); v != "" {
+		if s, err := strconv.ParseFloat(v, 64); err == nil && s > 0 {
+			return max(time.Duration(s*float64(time.Second))-scrapeTimeoutOffset, scrapeTimeoutOffset)
+		}
+	}
+	return c.opts.SyncTimeout
+}
+
+// acceptsGzip reports whether the client takes a gzipped answer, as
+// Prometheus does.
+func acceptsGzip(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+			q := 1.0 // "gzip;q=0" refuses it
+			if v, ok := strings.CutPrefix(strings.ReplaceAll(params, " ", ""), "q="); ok {
+				q, _ = strconv.ParseFloat(v, 64)
+			}
+			return q > 0
+		}
+	}
+	return false
+}
