@@ -6,6 +6,7 @@ package collector
 import (
 	"context"
 	"errors"
+	"net"
 	"regexp"
 	"sync"
 	"time"
@@ -108,8 +109,34 @@ func (c *Collector) Sync(ctx context.Context) {
 	select {
 	case <-done:
 	case <-ctx.Done():
-		level.Warn(c.logger).Log("msg", "scrape deadline reached before the sync finished; serving the last synced values", "err", ctx.Err())
+		c.mu.Lock()
+		serving := c.serving()
+		c.mu.Unlock()
+		level.Warn(c.logger).Log("msg", "scrape deadline reached before the sync finished; "+serving, "err", ctx.Err())
 	}
+}
+
+// serving says what a scrape gets while the sync fails: the last synced
+// values, or none before the first good sync. c.mu must be held.
+func (c *Collector) serving() string {
+	if c.state == nil {
+		return "no synced values yet (no sync has succeeded)"
+	}
+	return "serving the last synced values"
+}
+
+// timeoutHint names the limit that fired, if err is a timeout: the sync's
+// own bound (sync.timeout), or one request's (explorer.timeout), which the
+// HTTP client reports as "Client.Timeout exceeded".
+func (c *Collector) timeoutHint(syncCtx context.Context, err error) string {
+	var netErr net.Error
+	switch {
+	case errors.Is(syncCtx.Err(), context.DeadlineExceeded):
+		return "the sync ran out of time: raise sync.timeout (" + c.opts.SyncTimeout.String() + ")"
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return "one request to Explorer ran out of time: raise explorer.timeout, or make pages smaller (explorer.page_size)"
+	}
+	return ""
 }
 
 func (c *Collector) syncOnce() {
@@ -145,9 +172,9 @@ func (c *Collector) syncOnce() {
 	defer c.mu.Unlock()
 	c.health.ok, c.health.duration, c.health.requests = err == nil, end.Sub(start), y.requests
 	if err != nil {
-		keyvals := []any{"msg", "sync with Explorer failed; serving the last synced values", "full", full, "requests", y.requests, "err", err}
-		if errors.Is(err, context.DeadlineExceeded) {
-			keyvals = append(keyvals, "hint", "the sync ran out of time: raise sync.timeout ("+c.opts.SyncTimeout.String()+")")
+		keyvals := []any{"msg", "sync with Explorer failed; " + c.serving(), "full", full, "requests", y.requests, "err", err}
+		if hint := c.timeoutHint(ctx, err); hint != "" {
+			keyvals = append(keyvals, "hint", hint)
 		}
 		level.Error(c.logger).Log(keyvals...)
 		return

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -40,6 +41,8 @@ type testEnv struct {
 	opts Options
 	col  *Collector
 	logs *bytes.Buffer
+
+	requestTimeout time.Duration // the client's per-request timeout (explorer.timeout); 0: 10 s
 }
 
 func newTestEnv(t *testing.T, change ...func(*Options)) *testEnv {
@@ -61,6 +64,7 @@ func (e *testEnv) newCollector(t *testing.T) *Collector {
 	client, err := explorer.NewClient(explorer.Config{
 		URL: e.url, Username: "root", Password: func() (string, error) { return "nebula", nil },
 		GraphAddress: "127.0.0.1", GraphPort: 9669,
+		HTTPClient: &http.Client{Timeout: cmp.Or(e.requestTimeout, 10*time.Second)},
 	})
 	if err != nil {
 		t.Fatal(err)

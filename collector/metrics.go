@@ -76,74 +76,100 @@ type emitter interface {
 	histogram(f *family, k workflowKey, status string, h *histogram)
 }
 
+// unknownSlot is the index of the unknown status in workflowRow.unfinished;
+// the documented codes index it directly.
+const unknownSlot = len(explorer.StatusLabels)
+
+func statusSlot(code int) int {
+	if code >= 0 && code < unknownSlot {
+		return code
+	}
+	return unknownSlot
+}
+
+// workflowRow is one workflow's series, computed once per walk: its
+// aggregates and a summary of its unfinished jobs.
+type workflowRow struct {
+	key           workflowKey
+	stats         *workflowStats
+	unfinished    [unknownSlot + 1]float64 // jobs by statusSlot
+	oldestRunning int64                    // earliest runBegin of a running job; 0: none
+}
+
+// jobs is the value of the jobs gauge for a status, and whether the series exists.
+func (r *workflowRow) jobs(st status) (float64, bool) {
+	if explorer.IsTerminal(st.code) {
+		return float64(r.stats.terminal[terminalIndex(st.code)]), true
+	}
+	n := r.unfinished[statusSlot(st.code)]
+	return n, n > 0 || st.label != explorer.StatusUnknown // unknown appears only when seen
+}
+
+// rows returns the workflows of s in label order (workflow, workflow_id).
+func rows(s *state) []workflowRow {
+	// observe makes a stats entry for every workflow it sees, so this lists them all.
+	out := make([]workflowRow, 0, len(s.workflows))
+	for k, w := range s.workflows {
+		out = append(out, workflowRow{key: k, stats: w})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].key.name != out[j].key.name {
+			return out[i].key.name < out[j].key.name
+		}
+		return out[i].key.id < out[j].key.id
+	})
+	index := make(map[workflowKey]int, len(out))
+	for i := range out {
+		index[out[i].key] = i
+	}
+	for _, u := range s.unfinished {
+		r := &out[index[u.key]]
+		r.unfinished[statusSlot(u.status)]++
+		if u.status == explorer.StatusRunning && u.runBegin > 0 && (r.oldestRunning == 0 || u.runBegin < r.oldestRunning) {
+			r.oldestRunning = u.runBegin
+		}
+	}
+	return out
+}
+
 // walk emits every job metric of s: families in name order, the samples of a
 // family in label order (status, workflow, workflow_id), as a registry would
 // sort them. Which series exist is decided here and only here.
 func walk(s *state, e emitter) {
-	pending := map[workflowKey]map[string]float64{}
-	oldestRunning := map[workflowKey]int64{}
-	for _, u := range s.unfinished {
-		counts := pending[u.key]
-		if counts == nil {
-			counts = map[string]float64{}
-			pending[u.key] = counts
-		}
-		counts[explorer.StatusLabel(u.status)]++
-		if u.status == explorer.StatusRunning && u.runBegin > 0 {
-			if t, ok := oldestRunning[u.key]; !ok || u.runBegin < t {
-				oldestRunning[u.key] = u.runBegin
-			}
-		}
-	}
-	// observe makes a stats entry for every workflow it sees, so this lists them all.
-	keys := make([]workflowKey, 0, len(s.workflows))
-	for k := range s.workflows {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].name != keys[j].name {
-			return keys[i].name < keys[j].name
-		}
-		return keys[i].id < keys[j].id
-	})
-	for _, k := range keys {
-		e.histogram(queueFamily, k, "", &s.workflows[k].queue)
+	rs := rows(s)
+	for i := range rs {
+		e.histogram(queueFamily, rs[i].key, "", &rs[i].stats.queue)
 	}
 	for _, st := range terminalByLabel {
-		for _, k := range keys {
-			e.histogram(runFamily, k, st.label, &s.workflows[k].run[terminalIndex(st.code)])
+		for i := range rs {
+			e.histogram(runFamily, rs[i].key, st.label, &rs[i].stats.run[terminalIndex(st.code)])
 		}
 	}
 	for _, st := range statusesByLabel {
-		for _, k := range keys {
-			n, seen := pending[k][st.label]
-			switch {
-			case explorer.IsTerminal(st.code):
-				n = float64(s.workflows[k].terminal[terminalIndex(st.code)])
-			case st.label == explorer.StatusUnknown && !seen:
-				continue // unknown appears only when seen
-			}
-			e.value(jobsFamily, k, st.label, n)
-		}
-	}
-	for _, k := range keys {
-		e.value(createdFamily, k, "", float64(s.workflows[k].created))
-	}
-	for _, st := range terminalByLabel {
-		for _, k := range keys {
-			e.value(finishedFamily, k, st.label, float64(s.workflows[k].finished[terminalIndex(st.code)]))
-		}
-	}
-	for _, st := range terminalByLabel {
-		for _, k := range keys {
-			if t := s.workflows[k].lastFinishMs[terminalIndex(st.code)]; t > 0 {
-				e.value(lastFinishFamily, k, st.label, float64(t)/1000)
+		for i := range rs {
+			if n, ok := rs[i].jobs(st); ok {
+				e.value(jobsFamily, rs[i].key, st.label, n)
 			}
 		}
 	}
-	for _, k := range keys {
-		if t, ok := oldestRunning[k]; ok {
-			e.value(oldestRunningFamily, k, "", float64(t)/1000)
+	for i := range rs {
+		e.value(createdFamily, rs[i].key, "", float64(rs[i].stats.created))
+	}
+	for _, st := range terminalByLabel {
+		for i := range rs {
+			e.value(finishedFamily, rs[i].key, st.label, float64(rs[i].stats.finished[terminalIndex(st.code)]))
+		}
+	}
+	for _, st := range terminalByLabel {
+		for i := range rs {
+			if t := rs[i].stats.lastFinishMs[terminalIndex(st.code)]; t > 0 {
+				e.value(lastFinishFamily, rs[i].key, st.label, float64(t)/1000)
+			}
+		}
+	}
+	for i := range rs {
+		if t := rs[i].oldestRunning; t > 0 {
+			e.value(oldestRunningFamily, rs[i].key, "", float64(t)/1000)
 		}
 	}
 }

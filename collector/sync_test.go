@@ -191,3 +191,53 @@ func TestTokenDiesMidSync(t *testing.T) {
 		}
 	}
 }
+
+// TestFailureLogSaysWhatIsServed: the log line of a failed sync says whether
+// the last synced values are served, or that there are none yet; and a
+// timeout's hint names the limit that fired.
+func TestFailureLogSaysWhatIsServed(t *testing.T) {
+	failedSyncLog := func(e *testEnv) string {
+		for _, line := range strings.Split(e.logs.String(), "\n") {
+			if strings.Contains(line, "sync with Explorer failed") {
+				return line
+			}
+		}
+		t.Fatalf("no log line says the sync failed:\n%s", e.logs)
+		return ""
+	}
+	t.Run("before any good sync there are no values to serve", func(t *testing.T) {
+		e := newTestEnv(t)
+		e.fake.SetQuirks(explorertest.Quirks{HTTPStatus: 500})
+		e.sync(t)
+		if line := failedSyncLog(e); strings.Contains(line, "serving the last synced values") || !strings.Contains(line, "no synced values yet") {
+			t.Errorf("log line: %s", line)
+		}
+	})
+	t.Run("after a good sync the last values are served", func(t *testing.T) {
+		e := newTestEnv(t)
+		e.mustSync(t)
+		e.fake.SetQuirks(explorertest.Quirks{HTTPStatus: 500})
+		e.sync(t)
+		if line := failedSyncLog(e); !strings.Contains(line, "serving the last synced values") {
+			t.Errorf("log line: %s", line)
+		}
+	})
+	t.Run("a request timeout hints at explorer.timeout", func(t *testing.T) {
+		e := newTestEnv(t)
+		e.requestTimeout = 50 * time.Millisecond
+		e.col = e.newCollector(t)
+		e.fake.SetQuirks(explorertest.Quirks{Delay: 500 * time.Millisecond})
+		e.sync(t)
+		if line := failedSyncLog(e); !strings.Contains(line, "raise explorer.timeout") || strings.Contains(line, "sync.timeout") {
+			t.Errorf("log line: %s", line)
+		}
+	})
+	t.Run("the sync's own timeout hints at sync.timeout", func(t *testing.T) {
+		e := newTestEnv(t, func(o *Options) { o.SyncTimeout = 50 * time.Millisecond })
+		e.fake.SetQuirks(explorertest.Quirks{Delay: 500 * time.Millisecond})
+		e.sync(t)
+		if line := failedSyncLog(e); !strings.Contains(line, "raise sync.timeout (50ms)") || strings.Contains(line, "explorer.timeout") {
+			t.Errorf("log line: %s", line)
+		}
+	})
+}
