@@ -104,7 +104,7 @@ func (y *syncer) refresh(ctx context.Context, s *state, id int64) error {
 	if err != nil {
 		return err
 	}
-	s.observe(j.Job)
+	s.observe(*j)
 	return nil
 }
 

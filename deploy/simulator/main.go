@@ -33,6 +33,7 @@ type config struct {
 	password      string
 	maxPageSize   int
 	failWorkflow  string
+	listingTasks  string
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -50,6 +51,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	app.Flag("password", "Password that /connect accepts.").Default("nebula").StringVar(&c.password)
 	app.Flag("max-page-size", "Cap on the page size of listings (0 = none).").Default("0").IntVar(&c.maxPageSize)
 	app.Flag("fail-workflow", "Name of a workflow whose jobs always fail.").Default("").StringVar(&c.failWorkflow)
+	app.Flag("tasks-in-listing", "Which listing items carry their tasks (the others say \"tasks\": null, "+
+		"and only a job's detail has them): all, none, or some (every second workflow).").
+		Default("some").EnumVar(&c.listingTasks, "all", "some", "none")
 	if _, err := app.Parse(args); err != nil {
 		return c, err
 	}
@@ -74,19 +78,33 @@ func (c config) workload() *explorertest.Workload {
 	return &explorertest.Workload{Workflows: c.workflows, Seed: c.seed, Now: time.Now(), FailWorkflow: c.failWorkflow}
 }
 
+// quirks are the fake's switches the flags ask for.
+func (c config) quirks() explorertest.Quirks {
+	q := explorertest.Quirks{MaxPageSize: c.maxPageSize, TasksNull: true, TasksInListing: c.listingTasks == "all"}
+	if c.listingTasks == "some" {
+		q.TasksInListingOf = map[string]bool{}
+		for i, wf := range c.workload().WorkflowList() {
+			if i%2 == 0 {
+				q.TasksInListingOf[wf.ID] = true
+			}
+		}
+	}
+	return q
+}
+
 // serve loads the history and serves it on ln until ctx ends.
 func serve(ctx context.Context, c config, ln net.Listener, logger *slog.Logger) error {
 	w := c.workload()
 	e := explorertest.New()
 	e.SetCredentials(c.username, c.password)
-	e.SetQuirks(explorertest.Quirks{MaxPageSize: c.maxPageSize})
+	e.SetQuirks(c.quirks())
 	e.AddJobs(w.History(c.jobs))
 
 	server := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan error, 1)
 	go func() { done <- server.Serve(ln) }()
 	logger.Info("serving a fake NebulaGraph Explorer", "address", ln.Addr().String(),
-		"jobs", c.jobs, "workflows", c.workflows, "seed", c.seed, "tick", c.tick)
+		"jobs", c.jobs, "workflows", c.workflows, "seed", c.seed, "tick", c.tick, "tasks_in_listing", c.listingTasks)
 
 	ticker := time.NewTicker(c.tick)
 	defer ticker.Stop()

@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +21,7 @@ import (
 func TestParseFlags(t *testing.T) {
 	t.Run("the defaults serve 3000 jobs of 12 workflows on 127.0.0.1:7002", func(t *testing.T) {
 		c, err := parseFlags(nil, io.Discard)
-		want := config{listenAddress: "127.0.0.1:7002", jobs: 3000, workflows: 12, seed: 1, tick: 2 * time.Second, username: "root", password: "nebula"}
+		want := config{listenAddress: "127.0.0.1:7002", jobs: 3000, workflows: 12, seed: 1, tick: 2 * time.Second, username: "root", password: "nebula", listingTasks: "some"}
 		if err != nil || c != want {
 			t.Errorf("got %+v, %v; want %+v", c, err, want)
 		}
@@ -30,7 +32,8 @@ func TestParseFlags(t *testing.T) {
 		ok   bool
 	}{
 		{"every flag can be set", []string{"--web.listen-address=:1", "--jobs=5", "--workflows=2", "--seed=7", "--tick=1s",
-			"--username=u", "--password=p", "--max-page-size=100", "--fail-workflow=bfs_social"}, true},
+			"--username=u", "--password=p", "--max-page-size=100", "--fail-workflow=bfs_social", "--tasks-in-listing=all"}, true},
+		{"an unknown tasks-in-listing is refused", []string{"--tasks-in-listing=half"}, false},
 		{"an unknown fail workflow is refused", []string{"--fail-workflow=nope"}, false},
 		{"zero workflows are refused", []string{"--workflows=0"}, false},
 		{"a zero tick is refused", []string{"--tick=0s"}, false},
@@ -66,18 +69,38 @@ func TestServe(t *testing.T) {
 	if resp.StatusCode != 200 || len(resp.Cookies()) != 1 {
 		t.Fatalf("login: HTTP %d", resp.StatusCode)
 	}
-	time.Sleep(50 * time.Millisecond) // a few ticks
-	req, _ = http.NewRequest("GET", base+explorer.JobsPath+"?"+explorer.Filter{}.Query(1, 1000).Encode(), nil)
-	req.AddCookie(resp.Cookies()[0])
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	list := func() explorer.JobPage {
+		t.Helper()
+		req, _ := http.NewRequest("GET", base+explorer.JobsPath+"?"+explorer.Filter{}.Query(1, 1000).Encode(), nil)
+		req.AddCookie(resp.Cookies()[0])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var env struct{ Data explorer.JobPage }
+		if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+			t.Fatal(err)
+		}
+		return env.Data
 	}
-	var env struct{ Data explorer.JobPage }
-	err = json.NewDecoder(resp.Body).Decode(&env)
-	resp.Body.Close()
-	if err != nil || env.Data.Total < 50 || env.Data.PageSize != 20 || len(env.Data.Items) != 20 {
-		t.Errorf("listing: %v, total %d, PageSize %d, %d items", err, env.Data.Total, env.Data.PageSize, len(env.Data.Items))
+	p := list()
+	if p.Total < 50 || p.PageSize != 20 || len(p.Items) != 20 {
+		t.Errorf("listing: total %d, PageSize %d, %d items", p.Total, p.PageSize, len(p.Items))
+	}
+	withTasks := map[string]bool{}
+	for _, j := range p.Items {
+		withTasks[j.WorkflowID] = j.Tasks != nil
+	}
+	if len(withTasks) < 2 || !slices.Contains(slices.Collect(maps.Values(withTasks)), true) || !slices.Contains(slices.Collect(maps.Values(withTasks)), false) {
+		t.Errorf("tasks in the listing by workflow: %v; want some with, some without", withTasks)
+	}
+	// The simulator ticks: new jobs appear (0.3 a tick on average).
+	for deadline := time.Now().Add(10 * time.Second); p.Total == 50; p = list() {
+		if time.Now().After(deadline) {
+			t.Fatal("no new job after 10 s of 10 ms ticks")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 
 	cancel()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"time"
 )
 
 // Paths of the open API, relative to the Explorer base URL.
@@ -62,8 +63,10 @@ func IsTerminal(code int) bool {
 	return code == StatusSuccess || code == StatusFailed || code == StatusInterrupted
 }
 
-// Job is one item of a job listing. Times are milliseconds since the epoch;
-// RunBeginTime and RunEndTime are 0 until the job starts and ends.
+// Job is one item of a job listing, or the answer of GET jobs/<id>. Times
+// are milliseconds since the epoch; RunBeginTime and RunEndTime are 0 until
+// the job starts and ends. Tasks is nil when the answer has none (listings of
+// many Explorer versions say "tasks": null; the detail carries them).
 type Job struct {
 	ID           int64  `json:"id"`
 	Name         string `json:"name"`
@@ -73,10 +76,12 @@ type Job struct {
 	RunBeginTime int64  `json:"runBeginTime"`
 	RunEndTime   int64  `json:"runEndTime"`
 	CreateTime   int64  `json:"createTime"`
+	Tasks        []Task `json:"tasks"`
 }
 
-// Task is one component instance of a job, as the job detail lists it.
-// Its times are RFC 3339 strings, unlike the job's milliseconds.
+// Task is one component instance of a job (a BFS, a PageRank, ...). Its
+// times are RFC 3339 strings with an offset, as Explorer sends them, unlike
+// the job's milliseconds: RunTimes converts them.
 type Task struct {
 	ID           string `json:"id"`
 	Name         string `json:"name"`
@@ -85,10 +90,29 @@ type Task struct {
 	RunEndTime   string `json:"runEndTime"`
 }
 
-// JobDetail is the answer of GET /api-open/v1/jobs/<id>.
-type JobDetail struct {
-	Job
-	Tasks []Task `json:"tasks"`
+// RunTimes returns the task's run times in milliseconds since the epoch. An
+// empty time is 0: the task has not begun, or not ended. A time that is not
+// RFC 3339 is an error that names it (cut short); callers skip that task's
+// duration and count it, it is never fatal.
+func (t Task) RunTimes() (beginMS, endMS int64, err error) {
+	if beginMS, err = parseTaskTime("runBeginTime", t.RunBeginTime); err != nil {
+		return 0, 0, err
+	}
+	if endMS, err = parseTaskTime("runEndTime", t.RunEndTime); err != nil {
+		return 0, 0, err
+	}
+	return beginMS, endMS, nil
+}
+
+func parseTaskTime(field, s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	tm, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return 0, fmt.Errorf("task %s %q is not an RFC 3339 time", field, truncate(s))
+	}
+	return tm.UnixMilli(), nil
 }
 
 // JobPage is the data of a job listing. Explorer capitalises Page and PageSize.
@@ -101,7 +125,6 @@ type JobPage struct {
 
 // Filter is the "filter" query parameter of a job listing. Zero fields are omitted.
 type Filter struct {
-	Name              string `json:"name,omitempty"`
 	Status            *int   `json:"status,omitempty"`
 	FromCreateTime    int64  `json:"fromCreateTime,omitempty"`
 	ToCreateTime      int64  `json:"toCreateTime,omitempty"`

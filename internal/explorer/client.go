@@ -91,8 +91,8 @@ func (c *Client) ListJobs(ctx context.Context, f Filter, page, pageSize int) (*J
 }
 
 // Job fetches one job with its tasks.
-func (c *Client) Job(ctx context.Context, id int64) (*JobDetail, error) {
-	var j JobDetail
+func (c *Client) Job(ctx context.Context, id int64) (*Job, error) {
+	var j Job
 	path := JobsPath + "/" + strconv.FormatInt(id, 10)
 	if err := c.call(ctx, "get job "+strconv.FormatInt(id, 10), http.MethodGet, path, nil, &j); err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -274,11 +275,29 @@ func TestJobDetail(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d.Job != j || len(d.Tasks) == 0 {
-			t.Fatalf("got %+v, want %+v with tasks", d, j)
+		tasks := d.Tasks
+		d.Tasks = nil
+		if !reflect.DeepEqual(*d, j) || len(tasks) < 2 {
+			t.Fatalf("got %+v with tasks %+v, want %+v with tasks", d, tasks, j)
 		}
-		if _, err := time.Parse(time.RFC3339, d.Tasks[0].RunBeginTime); err != nil {
-			t.Errorf("task begin time: %v", err)
+		begin, _, err := tasks[0].RunTimes()
+		if err != nil || begin != j.RunBeginTime {
+			t.Errorf("first task begins at %d (%v), want the job's begin %d", begin, err, j.RunBeginTime)
+		}
+		if _, end, err := tasks[len(tasks)-1].RunTimes(); err != nil || end != j.RunEndTime {
+			t.Errorf("last task ends at %d (%v), want the job's end %d", end, err, j.RunEndTime)
+		}
+	})
+	t.Run("a listing carries the tasks when Explorer sends them, else none", func(t *testing.T) {
+		for _, inListing := range []bool{false, true} {
+			fake.SetQuirks(explorertest.Quirks{TasksInListing: inListing, TasksNull: true})
+			var got []explorer.Task
+			if _, err := c.EachJob(context.Background(), explorer.Filter{}, 10, func(j explorer.Job) { got = j.Tasks }); err != nil {
+				t.Fatal(err)
+			}
+			if (got != nil) != inListing {
+				t.Errorf("tasks in listing %v: got %+v", inListing, got)
+			}
 		}
 	})
 	t.Run("a job that does not exist is a not-found error", func(t *testing.T) {
@@ -288,6 +307,36 @@ func TestJobDetail(t *testing.T) {
 			t.Errorf("err = %v, want not found", err)
 		}
 	})
+}
+
+func TestTaskRunTimes(t *testing.T) {
+	cases := []struct {
+		name, begin, end string
+		wantBegin        int64
+		wantEnd          int64
+		wantErr          string
+	}{
+		{"times with an offset", "2022-07-12T10:33:35+08:00", "2022-07-12T10:33:38+08:00", 1657593215000, 1657593218000, ""},
+		{"UTC and milliseconds", "2022-07-12T02:33:35.5Z", "2022-07-12T02:33:38.25Z", 1657593215500, 1657593218250, ""},
+		{"not begun", "", "", 0, 0, ""},
+		{"running", "2022-07-12T10:33:35-03:00", "", 1657632815000, 0, ""},
+		{"a begin without offset", "2022-07-12 10:33:35", "", 0, 0, `task runBeginTime "2022-07-12 10:33:35" is not an RFC 3339 time`},
+		{"an end in milliseconds", "2022-07-12T10:33:35+08:00", "1657593218000", 0, 0, `task runEndTime "1657593218000" is not an RFC 3339 time`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b, e, err := explorer.Task{RunBeginTime: tc.begin, RunEndTime: tc.end}.RunTimes()
+			if tc.wantErr != "" {
+				if err == nil || err.Error() != tc.wantErr {
+					t.Errorf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || b != tc.wantBegin || e != tc.wantEnd {
+				t.Errorf("got %d, %d, %v; want %d, %d", b, e, err, tc.wantBegin, tc.wantEnd)
+			}
+		})
+	}
 }
 
 func TestStatusLabel(t *testing.T) {

@@ -23,7 +23,7 @@ func FuzzDecode(f *testing.F) {
 		if err != nil && !strings.HasPrefix(err.Error(), "list jobs: ") {
 			t.Fatalf("error does not say what failed: %v", err)
 		}
-		var detail JobDetail
+		var detail Job
 		_ = decode("get job", status, raw, &detail)
 		if err == nil && !bytes.Contains(bytes.ToLower(raw), []byte(`ata"`)) {
 			t.Fatalf("an answer without data was accepted: %s", raw)

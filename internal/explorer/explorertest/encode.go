@@ -13,9 +13,10 @@ import (
 var cst = time.FixedZone("CST", 8*3600)
 
 // appendJob encodes a listing item exactly as encoding/json would encode
-// explorer.Job (plus "tasks": null, and without zero run times, when the
-// quirks ask), without reflection.
-func appendJob(b []byte, j *explorer.Job, q itemQuirks) []byte {
+// explorer.Job with these tasks, without reflection. Without tasks it
+// leaves "tasks" out unless the quirks ask for "tasks": null, and it leaves
+// out zero run times when the quirks ask.
+func appendJob(b []byte, j *explorer.Job, tasks []explorer.Task, q itemQuirks) []byte {
 	b = append(b, `{"id":`...)
 	b = strconv.AppendInt(b, j.ID, 10)
 	b = append(b, `,"name":`...)
@@ -36,19 +37,49 @@ func appendJob(b []byte, j *explorer.Job, q itemQuirks) []byte {
 	}
 	b = append(b, `,"createTime":`...)
 	b = strconv.AppendInt(b, j.CreateTime, 10)
-	if q.tasksNull {
+	switch {
+	case tasks != nil:
+		b = append(b, `,"tasks":[`...)
+		for i := range tasks {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendTask(b, &tasks[i])
+		}
+		b = append(b, ']')
+	case q.tasksNull:
 		b = append(b, `,"tasks":null`...)
 	}
 	return append(b, '}')
 }
 
+func appendTask(b []byte, t *explorer.Task) []byte {
+	b = append(b, `{"id":`...)
+	b = appendString(b, t.ID)
+	b = append(b, `,"name":`...)
+	b = appendString(b, t.Name)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(t.Status), 10)
+	b = append(b, `,"runBeginTime":`...)
+	b = appendString(b, t.RunBeginTime)
+	b = append(b, `,"runEndTime":`...)
+	b = appendString(b, t.RunEndTime)
+	return append(b, '}')
+}
+
 // itemQuirks are the quirks that shape a listing item.
-type itemQuirks struct{ tasksNull, omitZeroTimes bool }
+type itemQuirks struct {
+	tasksNull, omitZeroTimes bool
+	tasks                    bool            // every item carries its tasks
+	tasksOf                  map[string]bool // items of these workflow ids do
+	now                      time.Time       // for the tasks of running jobs
+}
 
 const hexDigits = "0123456789abcdef"
 
 // appendString encodes s as a JSON string the way encoding/json does:
-// HTML-safe, invalid UTF-8 replaced by U+FFFD, U+2028 and U+2029 escaped.
+// HTML-safe, invalid UTF-8 replaced by U+FFFD (written as is, like
+// encoding/json since Go 1.27), U+2028 and U+2029 escaped.
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
@@ -84,7 +115,7 @@ func appendString(b []byte, s string) []byte {
 		switch {
 		case r == utf8.RuneError && size == 1:
 			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
+			b = append(b, "\uFFFD"...)
 		case r == '\u2028' || r == '\u2029':
 			b = append(b, s[start:i]...)
 			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
@@ -137,28 +168,64 @@ func splitmix64(x uint64) uint64 {
 	return x ^ (x >> 31)
 }
 
-var taskNames = [...]string{
-	"Query", "BFS", "PageRank", "LPA", "WCC", "KCore", "SSSP", "Louvain",
-	"DegreeCentrality", "TriangleCount", "Jaccard", "HANP", "Node2Vec",
-	"ClosenessCentrality", "BetweennessCentrality", "ClusteringCoefficient",
+// components are the task names of the generated DAGs: graph queries and algorithms.
+var components = [...]string{
+	"BFS", "PageRank", "LPA", "WCC", "KCore", "SSSP", "Louvain", "DegreeCentrality",
+	"TriangleCount", "Jaccard", "HANP", "Node2Vec", "ClosenessCentrality",
+	"BetweennessCentrality", "ClusteringCoefficient",
 }
 
-// taskTime formats a millisecond time as Explorer's task times do; "" for 0.
+// taskTimeLayout is RFC 3339 with milliseconds when they are not zero, so
+// task times stay inside the job's run to the millisecond.
+const taskTimeLayout = "2006-01-02T15:04:05.999Z07:00"
+
+// taskTime formats a millisecond time as Explorer's task times do, with the
+// +08:00 offset of its docs; "" for 0.
 func taskTime(ms int64) string {
 	if ms == 0 {
 		return ""
 	}
-	return time.UnixMilli(ms).In(cst).Format(time.RFC3339)
+	return time.UnixMilli(ms).In(cst).Format(taskTimeLayout)
 }
 
-// tasksFor makes up 1-3 plausible tasks of j, the same ones every time for
-// the same job state. Tasks run one after another over the job's run time:
-// a success ran them all; a failed, interrupted, running or stopping job
-// stopped at one task, the ones after it never ran (status 0, no times); a
-// preparing job ran none. An undocumented job status is copied to every task.
-func tasksFor(j explorer.Job, now time.Time) []explorer.Task {
-	h := splitmix64(uint64(j.ID))
-	n := 1 + int(h%3)
+// dag returns the task names of a workflow's DAG: a graph query, then 1-4
+// distinct algorithms, the same for every job of the workflow (they depend
+// on its id only, so a renamed workflow keeps them).
+func dag(workflowID string) (names [5]string, n int) {
+	h := uint64(14695981039346656037) // FNV-1a
+	for i := 0; i < len(workflowID); i++ {
+		h = (h ^ uint64(workflowID[i])) * 1099511628211
+	}
+	h = splitmix64(h)
+	n = 2 + int(h%4)
+	names[0] = "Query"
+	var used uint32
+	for i := 1; i < n; i++ {
+		h = splitmix64(h)
+		k := int(h % uint64(len(components)))
+		for used&(1<<k) != 0 {
+			k = (k + 1) % len(components)
+		}
+		used |= 1 << k
+		names[i] = components[k]
+	}
+	return names, n
+}
+
+// tasksFor makes up the tasks of j, the same ones every time for the same
+// job state: its workflow's DAG (2-5 tasks), run one after another over the
+// job's run time, each taking a share of it.
+//   - preparing: no task has started (status 0, no times);
+//   - success: all succeeded;
+//   - failed or interrupted: the tasks before one succeeded, that one ended
+//     in the job's status at the job's end; the ones after it are listed as
+//     interrupted without times, or left out (half of the jobs each);
+//   - running or stopping: the tasks before one succeeded, that one is in the
+//     job's status since its begin, the ones after it wait (status 0);
+//   - an undocumented status is copied to every task with the job's times.
+func tasksFor(j *explorer.Job, now time.Time) []explorer.Task {
+	names, n := dag(j.WorkflowID)
+	h := splitmix64(uint64(j.ID) ^ 0x7a5c_5eed)
 	tasks := make([]explorer.Task, n)
 	for i := range tasks {
 		var id [16]byte
@@ -169,7 +236,7 @@ func tasksFor(j explorer.Job, now time.Time) []explorer.Task {
 			}
 		}
 		tasks[i].ID = hex.EncodeToString(id[:])
-		tasks[i].Name = taskNames[(h>>(8+4*i))%uint64(len(taskNames))]
+		tasks[i].Name = names[i]
 	}
 	begin, end := j.RunBeginTime, j.RunEndTime
 	switch j.Status {
@@ -187,22 +254,39 @@ func tasksFor(j explorer.Job, now time.Time) []explorer.Task {
 	if begin == 0 {
 		return tasks // no run time to share out
 	}
-	last := n - 1 // the task the job stopped at
+	last := n - 1 // the task the job ended or stands at
 	if j.Status != explorer.StatusSuccess {
 		last = int((h >> 40) % uint64(n))
 	}
 	stop := end
-	if stop == 0 || j.Status == explorer.StatusRunning || j.Status == explorer.StatusStopping {
+	if !explorer.IsTerminal(j.Status) || stop < begin {
 		stop = max(begin, now.UnixMilli())
 	}
-	bound := func(k int) int64 { return begin + (stop-begin)*int64(k)/int64(last+1) }
-	for i := 0; i <= last; i++ {
+	// Shares of the run: weights 1-4, cumulated.
+	var cumul [6]int64
+	for i := range n {
+		cumul[i+1] = cumul[i] + 1 + int64(splitmix64(h^uint64(i))%4)
+	}
+	bound := func(k int) int64 { return begin + (stop-begin)*cumul[k]/cumul[last+1] }
+	for i := 0; i < last; i++ {
 		tasks[i].Status = explorer.StatusSuccess
 		tasks[i].RunBeginTime, tasks[i].RunEndTime = taskTime(bound(i)), taskTime(bound(i+1))
 	}
-	if j.Status != explorer.StatusSuccess {
-		tasks[last].Status = j.Status
-		tasks[last].RunEndTime = taskTime(end)
+	tasks[last].Status = j.Status
+	tasks[last].RunBeginTime = taskTime(bound(last))
+	if explorer.IsTerminal(j.Status) {
+		tasks[last].RunEndTime = taskTime(stop)
+	}
+	switch {
+	case j.Status == explorer.StatusSuccess:
+	case !explorer.IsTerminal(j.Status):
+		// the ones after wait: status 0, no times
+	case h>>63 == 0:
+		tasks = tasks[:last+1]
+	default:
+		for i := last + 1; i < n; i++ {
+			tasks[i].Status = explorer.StatusInterrupted
+		}
 	}
 	return tasks
 }

@@ -66,8 +66,15 @@ type Quirks struct {
 	TruncateBody bool
 	// Delay is slept before every answer; a cancelled request stops waiting and gets no answer.
 	Delay time.Duration
-	// TasksNull adds "tasks": null to every listing item, as some versions do.
+	// TasksNull adds "tasks": null to the listing items that carry no tasks,
+	// as some versions do (without it, such items have no "tasks" key).
 	TasksNull bool
+	// TasksInListing makes every listing item carry its tasks, as in the
+	// job's detail; TasksInListingOf does so for the workflows (by id) it
+	// holds. A job's tasks are those it was stored with, if not nil, or
+	// else generated from the job's state (see Workload).
+	TasksInListing   bool
+	TasksInListingOf map[string]bool
 	// ExclusiveTimeFilter makes fromCreateTime and toCreateTime exclusive
 	// bounds (the docs do not say which they are; inclusive by default).
 	ExclusiveTimeFilter bool

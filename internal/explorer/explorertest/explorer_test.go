@@ -1,6 +1,7 @@
 package explorertest
 
 import (
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -19,7 +20,7 @@ func checkOrder(t *testing.T, e *Explorer) {
 		}
 	}
 	for _, j := range jobs {
-		if got, ok := e.Job(j.ID); !ok || got != j {
+		if got, ok := e.Job(j.ID); !ok || !reflect.DeepEqual(got, j) {
 			t.Fatalf("Job(%d) = %+v, %v; want %+v", j.ID, got, ok, j)
 		}
 	}

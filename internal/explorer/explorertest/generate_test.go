@@ -4,7 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"slices"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,14 +65,29 @@ func TestHistory(t *testing.T) {
 	jobs := w.History(n)
 
 	t.Run("the same seed gives the same history", func(t *testing.T) {
-		if again := w.History(n); !slices.Equal(again, jobs) {
+		if again := w.History(n); !reflect.DeepEqual(again, jobs) {
 			t.Error("histories differ")
 		}
 	})
 	t.Run("another seed gives another history", func(t *testing.T) {
 		other := Workload{Workflows: 12, Seed: 43, Now: testNow}.History(n)
-		if slices.Equal(other, jobs) {
+		if reflect.DeepEqual(other, jobs) {
 			t.Error("histories are equal")
+		}
+	})
+	t.Run("every job's generated tasks agree with it, failed ones included", func(t *testing.T) {
+		failedTasks := 0
+		for _, j := range jobs {
+			tasks := tasksFor(&j, testNow)
+			checkTasks(t, j, tasks, testNow)
+			for _, task := range tasks {
+				if task.Status == explorer.StatusFailed {
+					failedTasks++
+				}
+			}
+		}
+		if failedTasks < n/20 {
+			t.Errorf("%d failed tasks in %d jobs", failedTasks, n)
 		}
 	})
 	t.Run("ids run 1..n in ascending CreateTime ending shortly before Now", func(t *testing.T) {
@@ -175,7 +190,7 @@ func TestStep(t *testing.T) {
 	t.Run("the same seed and ticks give the same jobs", func(t *testing.T) {
 		a := simulate(&Workload{Workflows: 6, Seed: 5, Now: testNow}, 200, 300)
 		b := simulate(&Workload{Workflows: 6, Seed: 5, Now: testNow}, 200, 300)
-		if !slices.Equal(a.Jobs(), b.Jobs()) {
+		if !reflect.DeepEqual(a.Jobs(), b.Jobs()) {
 			t.Error("the simulations differ")
 		}
 	})
@@ -198,7 +213,7 @@ func TestStep(t *testing.T) {
 						t.Fatalf("new job %+v", j)
 					}
 				case p.Status == j.Status:
-					if p != j {
+					if !reflect.DeepEqual(p, j) {
 						t.Fatalf("job changed without a status change: %+v -> %+v", p, j)
 					}
 				case p.Status == explorer.StatusPreparing:

@@ -18,8 +18,6 @@ import (
 )
 
 const (
-	apiPrefix      = "/api-open/v1/"
-	workflowsPath  = "/api-open/v1/workflows/"
 	maxRequestBody = 1 << 20
 )
 
@@ -115,35 +113,19 @@ func (e *Explorer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, q *Quirks)
 
-// route finds the handler of an API path and the methods it allows; nil if the path is unknown.
+// route finds the handler of an API path and the methods it allows; nil if
+// the path is unknown. The fake serves what the exporter calls: the listing
+// and a job's detail.
 func (e *Explorer) route(path string) (handlerFunc, []string) {
 	switch {
 	case path == explorer.JobsPath:
-		return func(w http.ResponseWriter, r *http.Request, q *Quirks) { e.list(w, r, q, "", false) }, []string{http.MethodGet}
+		return e.list, []string{http.MethodGet}
 	case strings.HasPrefix(path, explorer.JobsPath+"/"):
-		parts := strings.Split(strings.TrimPrefix(path, explorer.JobsPath+"/"), "/")
-		if parts[0] == "" {
+		id := strings.TrimPrefix(path, explorer.JobsPath+"/")
+		if id == "" || strings.Contains(id, "/") {
 			return nil, nil
 		}
-		id := parts[0]
-		switch {
-		case len(parts) == 1:
-			return func(w http.ResponseWriter, r *http.Request, q *Quirks) { e.detail(w, q, id) }, []string{http.MethodGet}
-		case len(parts) == 2 && parts[1] == "cancel":
-			return func(w http.ResponseWriter, r *http.Request, q *Quirks) { e.cancel(w, id) }, []string{http.MethodPut}
-		}
-	case strings.HasPrefix(path, workflowsPath):
-		parts := strings.Split(strings.TrimPrefix(path, workflowsPath), "/")
-		if len(parts) == 2 && parts[0] != "" && parts[1] == "jobs" {
-			wid := parts[0]
-			return func(w http.ResponseWriter, r *http.Request, q *Quirks) {
-				if r.Method == http.MethodPost {
-					e.create(w, r, wid)
-					return
-				}
-				e.list(w, r, q, wid, true)
-			}, []string{http.MethodGet, http.MethodPost}
-		}
+		return func(w http.ResponseWriter, r *http.Request, q *Quirks) { e.detail(w, q, id) }, []string{http.MethodGet}
 	}
 	return nil, nil
 }
@@ -311,8 +293,6 @@ type listing struct {
 	filter     explorer.Filter
 	asc        bool
 	page, size int
-	workflowID string
-	byWorkflow bool
 }
 
 // parseListing reads filter, pageSize and page from the query string.
@@ -348,14 +328,13 @@ func parseListing(r *http.Request) (listing, bool) {
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
-// list is GET /api-open/v1/jobs and GET /api-open/v1/workflows/<id>/jobs.
-func (e *Explorer) list(w http.ResponseWriter, r *http.Request, q *Quirks, workflowID string, byWorkflow bool) {
+// list is GET /api-open/v1/jobs.
+func (e *Explorer) list(w http.ResponseWriter, r *http.Request, q *Quirks) {
 	l, ok := parseListing(r)
 	if !ok {
 		writeError(w, http.StatusBadRequest, explorer.CodeParam)
 		return
 	}
-	l.workflowID, l.byWorkflow = workflowID, byWorkflow
 	if q.MaxPageSize > 0 {
 		l.size = min(l.size, q.MaxPageSize)
 	}
@@ -363,7 +342,8 @@ func (e *Explorer) list(w http.ResponseWriter, r *http.Request, q *Quirks, workf
 		q.OnList(l.filter, l.page)
 	}
 	bp := bufPool.Get().(*[]byte)
-	b := e.appendPage((*bp)[:0], l, itemQuirks{tasksNull: q.TasksNull, omitZeroTimes: q.OmitZeroTimes})
+	b := e.appendPage((*bp)[:0], l, itemQuirks{tasksNull: q.TasksNull, omitZeroTimes: q.OmitZeroTimes,
+		tasks: q.TasksInListing, tasksOf: q.TasksInListingOf, now: e.Now()})
 	e.lists.Add(1)
 	writeBody(w, http.StatusOK, b, q.TruncateBody)
 	if cap(b) <= 8<<20 {
@@ -372,8 +352,8 @@ func (e *Explorer) list(w http.ResponseWriter, r *http.Request, q *Quirks, workf
 	}
 }
 
-// appendPage encodes the envelope of one listing page. Without a status,
-// name or workflow filter it touches only the page's jobs.
+// appendPage encodes the envelope of one listing page. Without a status
+// filter it touches only the page's jobs.
 func (e *Explorer) appendPage(b []byte, l listing, items itemQuirks) []byte {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
@@ -398,11 +378,15 @@ func (e *Explorer) appendPage(b []byte, l listing, items itemQuirks) []byte {
 		if emitted > 0 {
 			b = append(b, ',')
 		}
-		b = appendJob(b, j, items)
+		var tasks []explorer.Task
+		if items.tasks || items.tasksOf[j.WorkflowID] {
+			tasks = tasksOf(j, items.now)
+		}
+		b = appendJob(b, j, tasks, items)
 		emitted++
 	}
 	total := 0
-	if l.filter.Status == nil && l.filter.Name == "" && !l.byWorkflow {
+	if l.filter.Status == nil {
 		total = len(jobs)
 		n := max(0, min(l.size, total-offset))
 		for k := range n {
@@ -419,9 +403,7 @@ func (e *Explorer) appendPage(b []byte, l listing, items itemQuirks) []byte {
 				i = len(jobs) - 1 - k
 			}
 			j := &jobs[i]
-			if (l.filter.Status != nil && j.Status != *l.filter.Status) ||
-				(l.filter.Name != "" && !strings.Contains(j.Name, l.filter.Name)) ||
-				(l.byWorkflow && j.WorkflowID != l.workflowID) {
+			if j.Status != *l.filter.Status {
 				continue
 			}
 			if total >= offset && total-offset < l.size {
@@ -484,61 +466,16 @@ func (e *Explorer) detail(w http.ResponseWriter, q *Quirks, idText string) {
 		return
 	}
 	e.details.Add(1)
-	writeOK(w, explorer.JobDetail{Job: j, Tasks: tasksFor(j, e.Now())}, q.TruncateBody)
+	j.Tasks = tasksOf(&j, e.Now())
+	writeOK(w, j, q.TruncateBody)
 }
 
-// cancel is PUT /api-open/v1/jobs/<id>/cancel: a job not yet terminal becomes
-// interrupted, with runEndTime now. Cancelling a terminal job changes nothing.
-func (e *Explorer) cancel(w http.ResponseWriter, idText string) {
-	id, ok := jobID(idText)
-	if !ok {
-		writeError(w, http.StatusBadRequest, explorer.CodeParam)
-		return
+// tasksOf returns the tasks j was stored with, or else generated ones.
+func tasksOf(j *explorer.Job, now time.Time) []explorer.Task {
+	if j.Tasks != nil {
+		return j.Tasks
 	}
-	nowMS := e.Now().UnixMilli()
-	found := e.UpdateJob(id, func(j *explorer.Job) {
-		if !explorer.IsTerminal(j.Status) {
-			j.Status = explorer.StatusInterrupted
-			j.RunEndTime = nowMS
-		}
-	})
-	if !found {
-		writeError(w, http.StatusNotFound, explorer.CodeNotFound)
-		return
-	}
-	writeOK(w, map[string]bool{"success": true}, false)
-}
-
-// create is POST /api-open/v1/workflows/<id>/jobs with {"input": {...}}: a
-// new preparing job of a workflow that has jobs already (else 404).
-func (e *Explorer) create(w http.ResponseWriter, r *http.Request, workflowID string) {
-	b, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody))
-	var body struct {
-		Input map[string]any `json:"input"`
-	}
-	if err != nil || json.Unmarshal(b, &body) != nil {
-		writeError(w, http.StatusBadRequest, explorer.CodeParam)
-		return
-	}
-	now := e.Now()
-	e.mu.Lock()
-	name, ok := e.workflowNameLocked(workflowID)
-	var j explorer.Job
-	if ok {
-		j = e.addLocked(explorer.Job{
-			Name:         jobName(name, now),
-			WorkflowID:   workflowID,
-			WorkflowName: name,
-			Status:       explorer.StatusPreparing,
-			CreateTime:   now.UnixMilli(),
-		}, now.UnixMilli())
-	}
-	e.mu.Unlock()
-	if !ok {
-		writeError(w, http.StatusNotFound, explorer.CodeNotFound)
-		return
-	}
-	writeOK(w, map[string]int64{"id": j.ID}, false)
+	return tasksFor(j, now)
 }
 
 // workflowNameLocked returns the name of workflowID on its newest job.
