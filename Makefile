@@ -11,10 +11,28 @@ export GOTOOLCHAIN := go1.27.3
 
 GO          ?= go
 BIN         := .build/bin
-STATICCHECK := staticcheck
-STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build demo test lint vet staticcheck bench image clean
+# Tools of the checks, pinned here, built with $(GOTOOLCHAIN) (a linter or
+# govulncheck built with an older Go cannot load this toolchain's standard
+# library) and kept per toolchain and version under .build/tools.
+TOOLS               := .build/tools/$(GOTOOLCHAIN)
+STATICCHECK_VERSION := v0.8.2
+GOVULNCHECK_VERSION := v1.9.0
+STATICCHECK         := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
+GOVULNCHECK         := $(TOOLS)/govulncheck-$(GOVULNCHECK_VERSION)/govulncheck
+
+# The Go vulnerability database of the govulncheck gate: the
+# golang.org/x/vulndb module at this version, from the module proxy, indexed
+# locally (govulncheck's online database is not reachable from every machine,
+# and a pinned one makes the gate reproducible). To take in newer
+# vulnerabilities, set it to what `go list -m golang.org/x/vulndb@latest`
+# prints (the module has no tags: its versions are pseudo-versions of the
+# newest commit) and run `make vulncheck`.
+VULNDB_VERSION := v0.0.0-20261105234957-e22db6528018
+VULNDB         := .build/vulndb/$(VULNDB_VERSION)
+INDEXDB        := $(TOOLS)/indexdb-$(VULNDB_VERSION)/indexdb
+
+.PHONY: all build demo test lint vet staticcheck vulncheck bench image clean
 
 all: build
 
@@ -32,7 +50,7 @@ demo: build
 	sleep 1; echo; echo ">> metrics: http://127.0.0.1:9064/metrics  (Ctrl-C stops the demo)"; echo; \
 	wait
 
-test: lint
+test: lint vulncheck
 	$(GO) test -race -count=1 -timeout 30m ./...
 
 lint: vet staticcheck
@@ -41,9 +59,41 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 
-staticcheck:
-	@command -v $(STATICCHECK) >/dev/null || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
-	PATH="$$PATH:$$($(GO) env GOPATH)/bin" $(STATICCHECK) ./...
+staticcheck: $(STATICCHECK)
+	$(STATICCHECK) ./...
+
+# Fails on any vulnerability the code can reach (in a module or in the
+# standard library of $(GOTOOLCHAIN)), naming their IDs. Vulnerabilities only
+# in code the exporter never calls are listed by `govulncheck -show verbose`
+# but pass.
+vulncheck: $(GOVULNCHECK) $(VULNDB)/index/db.json
+	@echo ">> govulncheck: $(GOTOOLCHAIN), golang.org/x/vulndb@$(VULNDB_VERSION)"
+	@out=$$($(GOVULNCHECK) -db file://$(abspath $(VULNDB)) ./... 2>&1); rc=$$?; echo "$$out"; \
+	if [ $$rc -ne 0 ]; then \
+		ids=$$(echo "$$out" | sed -n 's/^Vulnerability #[0-9]*: //p' | tr '\n' ' '); \
+		echo "vulncheck FAILED: $${ids:-govulncheck could not run (see above)}"; \
+		echo "  fix: raise GOTOOLCHAIN (Makefile, .ci/run, deploy/build-image.sh, Dockerfile) or 'go get' the fixed module version"; \
+		exit 1; \
+	fi
+
+# The vulnerability index, built from the pinned module into a temporary
+# directory and renamed into place, so an interrupted build leaves nothing.
+$(VULNDB)/index/db.json: | $(INDEXDB)
+	@mkdir -p $(dir $(VULNDB))
+	@osv=$$($(GO) mod download -json golang.org/x/vulndb@$(VULNDB_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+	test -d "$$osv/data/osv" || { echo "vulncheck: golang.org/x/vulndb@$(VULNDB_VERSION) has no data/osv (download failed?)"; exit 1; }; \
+	tmp=$$(mktemp -d $(VULNDB).tmp.XXXXXX) && \
+	echo ">> indexing $$osv/data/osv" && \
+	$(INDEXDB) -vulns "$$osv/data/osv" -out "$$tmp" && \
+	rm -rf $(VULNDB) && mv "$$tmp" $(VULNDB)
+
+# go install into a directory named after the tool and its version.
+$(STATICCHECK):
+	GOBIN=$(abspath $(@D)) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+$(GOVULNCHECK):
+	GOBIN=$(abspath $(@D)) $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
+$(INDEXDB):
+	GOBIN=$(abspath $(@D)) $(GO) install golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION)
 
 # The performance targets of the closing notes (see README "Performance").
 bench:
