@@ -40,12 +40,14 @@ func main() { os.Exit(run(os.Args[1:])) }
 func run(args []string) int {
 	app := kingpin.New(name, "Prometheus exporter for the workflow jobs of NebulaGraph Explorer.")
 	var (
-		configFile  = app.Flag("config.file", "Path of the configuration file.").Default("config.yml").String()
-		configCheck = app.Flag("config.check", "Validate the configuration file and exit.").Bool()
-		metricsPath = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
-		logLevel    = app.Flag("log.level", "Only log messages with the given severity or above.").Default("info").Enum("debug", "info", "warn", "error")
-		logFormat   = app.Flag("log.format", "Output format of log messages.").Default("logfmt").Enum("logfmt", "json")
-		webFlags    = kingpinflag.AddFlags(app, ":9064")
+		configFile   = app.Flag("config.file", "Path of the configuration file.").Default("config.yml").String()
+		configCheck  = app.Flag("config.check", "Validate the configuration file and exit.").Bool()
+		metricsPath  = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
+		logLevel     = app.Flag("log.level", "Only log messages with the given severity or above.").Default("info").Enum("debug", "info", "warn", "error")
+		logFormat    = app.Flag("log.format", "Output format of log messages.").Default("logfmt").Enum("logfmt", "json")
+		persistFile  = app.Flag("persistence.file", "File that keeps the synced state across restarts (empty: off).").Default("").String()
+		persistEvery = app.Flag("persistence.interval", "How often, at most, the state is written to --persistence.file.").Default("1m").Duration()
+		webFlags     = kingpinflag.AddFlags(app, ":9064")
 	)
 	app.Version(version.Print(name))
 	app.HelpFlag.Short('h')
@@ -53,9 +55,18 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		return 2
 	}
+	if *persistEvery <= 0 {
+		fmt.Fprintf(os.Stderr, "%s: --persistence.interval must be greater than 0, got %s\n", name, *persistEvery)
+		return 2
+	}
 	logger, slogger := newLoggers(*logLevel, *logFormat)
 
-	ex := &exporter{configFile: *configFile, logger: logger, telemetry: collector.NewTelemetry()}
+	ex := &exporter{
+		configFile:  *configFile,
+		logger:      logger,
+		telemetry:   collector.NewTelemetry(),
+		persistence: persistence{file: *persistFile, interval: *persistEvery},
+	}
 	if err := ex.reload(); err != nil {
 		level.Error(logger).Log("msg", "invalid configuration", "err", err)
 		return 1
@@ -118,13 +129,20 @@ func run(args []string) int {
 // configuration. A reload (SIGHUP, or POST /-/reload) reads the file again
 // and swaps in a new collector; a bad file keeps the running one.
 type exporter struct {
-	configFile string
-	logger     log.Logger
+	configFile  string
+	logger      log.Logger
+	persistence persistence // from the flags: the same for every collector
 
 	mu        sync.Mutex // one reload at a time
 	config    *config.Config
 	metrics   atomic.Pointer[collector.Collector]
 	telemetry *collector.Telemetry // outlives collectors: counts since start
+}
+
+// persistence is where and how often the collector keeps its state.
+type persistence struct {
+	file     string
+	interval time.Duration
 }
 
 func (e *exporter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -147,6 +165,7 @@ func (e *exporter) reload() error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", e.configFile, err)
 	}
+	include, exclude := cfg.Workflows.Regexps()
 	col := collector.New(client, collector.Options{
 		PageSize:           cfg.Explorer.PageSize,
 		Overlap:            time.Duration(cfg.Sync.Overlap),
@@ -155,8 +174,23 @@ func (e *exporter) reload() error {
 		SyncTimeout:        time.Duration(cfg.Sync.Timeout),
 		RunBuckets:         cfg.Metrics.RunDurationBuckets,
 		QueueBuckets:       cfg.Metrics.QueueDurationBuckets,
-		Telemetry:          e.telemetry,
-		Extra:              prometheus.DefaultGatherer,
+		TaskBuckets:        cfg.Metrics.TaskDurationBuckets,
+		DropClassicBuckets: !cfg.Metrics.ClassicHistograms,
+		Tasks: collector.TaskOptions{
+			Enabled:            cfg.Tasks.Enabled,
+			MaxRequestsPerSync: cfg.Tasks.MaxRequestsPerSync,
+			Backfill:           time.Duration(cfg.Tasks.Backfill),
+		},
+		Workflows:           collector.WorkflowFilter{Include: include, Exclude: exclude},
+		MaxWorkflows:        cfg.Limits.MaxWorkflows,
+		MaxLabelLength:      cfg.Limits.MaxLabelLength,
+		Concurrency:         cfg.Sync.Concurrency,
+		MaxBackoff:          time.Duration(cfg.Sync.MaxBackoff),
+		PersistenceFile:     e.persistence.file,
+		PersistenceInterval: e.persistence.interval,
+		ExplorerURL:         cfg.Explorer.URL,
+		Telemetry:           e.telemetry,
+		Extra:               prometheus.DefaultGatherer,
 	}, e.logger)
 	e.metrics.Store(col)
 	e.config = cfg

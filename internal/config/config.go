@@ -18,9 +18,12 @@ import (
 
 // Config is the whole configuration file.
 type Config struct {
-	Explorer Explorer `yaml:"explorer"`
-	Sync     Sync     `yaml:"sync"`
-	Metrics  Metrics  `yaml:"metrics"`
+	Explorer  Explorer  `yaml:"explorer"`
+	Sync      Sync      `yaml:"sync"`
+	Tasks     Tasks     `yaml:"tasks"`
+	Workflows Workflows `yaml:"workflows"`
+	Limits    Limits    `yaml:"limits"`
+	Metrics   Metrics   `yaml:"metrics"`
 }
 
 // Explorer says how to reach and log in to NebulaGraph Explorer.
@@ -46,6 +49,9 @@ type Explorer struct {
 	Timeout model.Duration `yaml:"timeout"`
 	// PageSize is the page size asked of Explorer when listing jobs.
 	PageSize int `yaml:"page_size"`
+	// MaxRequestsPerSecond bounds the rate of requests to Explorer, in
+	// every sync (cold ones included); 0 means no bound.
+	MaxRequestsPerSecond float64 `yaml:"max_requests_per_second"`
 	// TLSConfig configures TLS to an https URL.
 	TLSConfig promconfig.TLSConfig `yaml:"tls_config"`
 }
@@ -63,6 +69,38 @@ type Sync struct {
 	// FullResyncInterval is how often the whole history is read again (to
 	// notice deleted and renamed jobs); 0 disables it.
 	FullResyncInterval model.Duration `yaml:"full_resync_interval"`
+	// Concurrency is how many createTime windows a full sync pages at once.
+	Concurrency int `yaml:"concurrency"`
+	// MaxBackoff caps the wait before the next sync after failed ones.
+	MaxBackoff model.Duration `yaml:"max_backoff"`
+}
+
+// Tasks shapes the task metrics (the steps of each job).
+type Tasks struct {
+	// Enabled turns the task metrics on.
+	Enabled bool `yaml:"enabled"`
+	// MaxRequestsPerSync bounds the GET jobs/<id> asked per sync for jobs
+	// whose listing carries no tasks; the rest wait for the next sync.
+	MaxRequestsPerSync int `yaml:"max_requests_per_sync"`
+	// Backfill: a first sync covers the tasks of jobs that ended within it.
+	Backfill model.Duration `yaml:"backfill"`
+}
+
+// Workflows selects the workflows exported, by name. The patterns are RE2
+// regular expressions matched against the whole name.
+type Workflows struct {
+	// Include: when set, only workflows matching one of these.
+	Include []string `yaml:"include,omitempty"`
+	// Exclude: workflows matching one of these are not exported.
+	Exclude []string `yaml:"exclude,omitempty"`
+}
+
+// Limits bound what hostile or unexpected data can cost.
+type Limits struct {
+	// MaxWorkflows is how many workflows are exported at most.
+	MaxWorkflows int `yaml:"max_workflows"`
+	// MaxLabelLength is the length, in bytes, beyond which label values are cut.
+	MaxLabelLength int `yaml:"max_label_length"`
 }
 
 // Metrics shapes the exported histograms.
@@ -73,13 +111,25 @@ type Metrics struct {
 	// QueueDurationBuckets are the upper bounds, in seconds, of
 	// nebula_explorer_job_queue_duration_seconds.
 	QueueDurationBuckets []float64 `yaml:"queue_duration_buckets"`
+	// TaskDurationBuckets are the upper bounds, in seconds, of
+	// nebula_explorer_task_run_duration_seconds.
+	TaskDurationBuckets []float64 `yaml:"task_duration_buckets"`
+	// ClassicHistograms keeps the classic buckets of the duration
+	// histograms; false sheds them (native buckets, _sum and _count stay).
+	ClassicHistograms bool `yaml:"classic_histograms"`
 }
 
 // The defaults are functions, not variables, so that no caller can share (and
 // change) the default bucket slices.
 
 func defaultConfig() Config {
-	return Config{Explorer: defaultExplorer(), Sync: defaultSync(), Metrics: defaultMetrics()}
+	return Config{
+		Explorer: defaultExplorer(),
+		Sync:     defaultSync(),
+		Tasks:    Tasks{Enabled: true, MaxRequestsPerSync: 50, Backfill: model.Duration(time.Hour)},
+		Limits:   Limits{MaxWorkflows: 10000, MaxLabelLength: 256},
+		Metrics:  defaultMetrics(),
+	}
 }
 
 func defaultExplorer() Explorer {
@@ -98,48 +148,24 @@ func defaultSync() Sync {
 		Overlap:            model.Duration(5 * time.Minute),
 		Lookback:           model.Duration(time.Hour),
 		FullResyncInterval: model.Duration(time.Hour),
+		Concurrency:        4,
+		MaxBackoff:         model.Duration(5 * time.Minute),
 	}
 }
 
 func defaultMetrics() Metrics {
 	return Metrics{
-		RunDurationBuckets:   []float64{1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400},
+		RunDurationBuckets:   durationBuckets(),
 		QueueDurationBuckets: []float64{0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600},
+		TaskDurationBuckets:  durationBuckets(),
+		ClassicHistograms:    true,
 	}
 }
 
-// The UnmarshalYAML methods start from the defaults, so that an omitted key,
-// or a whole omitted section, keeps its default. They take yaml.v2's callback
-// form on purpose: yaml.v3 runs that callback inside the same decoder, so
-// KnownFields(true) still rejects unknown keys, whereas (*yaml.Node).Decode
-// would start a fresh, lenient decoder.
-
-// UnmarshalYAML implements yaml's obsolete Unmarshaler interface.
-func (c *Config) UnmarshalYAML(unmarshal func(any) error) error {
-	*c = defaultConfig()
-	type plain Config
-	return unmarshal((*plain)(c))
-}
-
-// UnmarshalYAML implements yaml's obsolete Unmarshaler interface.
-func (e *Explorer) UnmarshalYAML(unmarshal func(any) error) error {
-	*e = defaultExplorer()
-	type plain Explorer
-	return unmarshal((*plain)(e))
-}
-
-// UnmarshalYAML implements yaml's obsolete Unmarshaler interface.
-func (s *Sync) UnmarshalYAML(unmarshal func(any) error) error {
-	*s = defaultSync()
-	type plain Sync
-	return unmarshal((*plain)(s))
-}
-
-// UnmarshalYAML implements yaml's obsolete Unmarshaler interface.
-func (m *Metrics) UnmarshalYAML(unmarshal func(any) error) error {
-	*m = defaultMetrics()
-	type plain Metrics
-	return unmarshal((*plain)(m))
+// durationBuckets are the default bounds of job and task run times: graph
+// jobs run from seconds to a day.
+func durationBuckets() []float64 {
+	return []float64{1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400}
 }
 
 // Load reads and parses the configuration file at path. Relative file names
@@ -195,7 +221,9 @@ func decode(data []byte) (Config, error) {
 	default:
 		return Config{}, fmt.Errorf("line %d: a second YAML document starts here; the file must hold exactly one", extra.Line)
 	}
-	cfg := defaultConfig() // for a document that is null
+	// yaml.v3 decodes over what is there: a key, or a whole section, that
+	// is absent or null keeps its default.
+	cfg := defaultConfig()
 	strict := yaml.NewDecoder(bytes.NewReader(data))
 	strict.KnownFields(true)
 	if err := strict.Decode(&cfg); err != nil {

@@ -42,14 +42,15 @@ func withExplorer(url, user string, password promconfig.Secret) Config {
 func TestLoadGoodFiles(t *testing.T) {
 	full := Config{
 		Explorer: Explorer{
-			URL:          "https://explorer.test:8443/explorer",
-			Username:     "monitor",
-			PasswordFile: "testdata/password.txt",
-			GraphAddress: "graphd.nebula.svc",
-			GraphPort:    9779,
-			AuthEncoding: "colon",
-			Timeout:      dur(30 * time.Second),
-			PageSize:     500,
+			URL:                  "https://explorer.test:8443/explorer",
+			Username:             "monitor",
+			PasswordFile:         "testdata/password.txt",
+			GraphAddress:         "graphd.nebula.svc",
+			GraphPort:            9779,
+			AuthEncoding:         "colon",
+			Timeout:              dur(30 * time.Second),
+			PageSize:             500,
+			MaxRequestsPerSecond: 20.5,
 			TLSConfig: promconfig.TLSConfig{
 				CAFile:     "testdata/tls/test.crt",
 				CertFile:   "testdata/tls/test.crt",
@@ -63,10 +64,17 @@ func TestLoadGoodFiles(t *testing.T) {
 			Overlap:            dur(10 * time.Minute),
 			Lookback:           dur(48 * time.Hour),
 			FullResyncInterval: 0,
+			Concurrency:        8,
+			MaxBackoff:         dur(10 * time.Minute),
 		},
+		Tasks:     Tasks{Enabled: false, MaxRequestsPerSync: 200, Backfill: 0},
+		Workflows: Workflows{Include: []string{"bfs.*", "pagerank"}, Exclude: []string{".*-test"}},
+		Limits:    Limits{MaxWorkflows: 500, MaxLabelLength: 64},
 		Metrics: Metrics{
 			RunDurationBuckets:   []float64{10, 60, 600, 3600},
 			QueueDurationBuckets: []float64{0, 1.5, 30},
+			TaskDurationBuckets:  []float64{0.1, 1},
+			ClassicHistograms:    false,
 		},
 	}
 	partial := withExplorer("http://explorer:7002", "root", "hunter2")
@@ -120,7 +128,7 @@ func TestLoadBadFiles(t *testing.T) {
 			`line 15: metrics.queue_duration_buckets: must be a list, got "5"`},
 		{"bad-secret-tagged.yml", "line 4: explorer.password: must be a string, got a value tagged !!int"},
 		{"bad-section-not-mapping.yml", `line 5: sync: must be a mapping of keys, got "5m"; line 6: metrics: must be a mapping of keys, got a list`},
-		{"bad-not-mapping.yml", "line 1: the file must be a mapping with the sections explorer, sync and metrics, got a list"},
+		{"bad-not-mapping.yml", "line 1: the file must be a mapping with the sections explorer, sync, tasks, workflows, limits and metrics, got a list"},
 		{"bad-duplicate-key.yml", `line 5: key "url" appears twice in explorer (first on line 2)`},
 		{"bad-multi-doc.yml", "line 5: a second YAML document starts here; the file must hold exactly one"},
 		{"bad-syntax.yml", "line 2: invalid YAML: found a tab character that violates indentation"},
@@ -148,6 +156,22 @@ func TestLoadBadFiles(t *testing.T) {
 		{"bad-tls-garbage-ca.yml", "explorer.tls_config: unable to use specified CA cert file testdata/tls/garbage.crt"},
 		{"bad-tls-cert-without-key.yml", "line 6: explorer.tls_config: exactly one of key or key_file must be configured when a client certificate is configured"},
 		{"bad-tls-ref.yml", "explorer.tls_config.ca_ref: not supported: this exporter has no secret manager (use the _file or inline key)"},
+		{"bad-second-round-ranges.yml", "explorer.max_requests_per_second: must be 0 (no bound) or a positive number, got -1; " +
+			"sync.concurrency: must be between 1 and 64, got 65; " +
+			"sync.max_backoff: must be greater than 0, got 0s; " +
+			"tasks.max_requests_per_sync: must be between 1 and 10000, got 0; " +
+			"limits.max_workflows: must be at least 1, got 0; " +
+			"limits.max_label_length: must be at least 16 (bytes), got 8; " +
+			"metrics.task_duration_buckets: must be strictly increasing (5 after 5)"},
+		{"bad-second-round-types.yml", `line 5: explorer.max_requests_per_second: must be a number, got "fast"; ` +
+			`line 7: sync.concurrency: must be a whole number, got "four"; ` +
+			`line 9: tasks.enabled: must be true or false, got "maybe"; ` +
+			`line 11: workflows.include: must be a list, got "bfs"; ` +
+			`line 12: workflows.exclude[0]: must be a string, got a list; ` +
+			`line 14: limits.max_workflows: must be a whole number, got "many"; ` +
+			`line 16: metrics.classic_histograms: must be true or false, got "1"`},
+		{"bad-workflow-regexp.yml", "workflows.include[1]: not a valid RE2 regular expression: missing closing ): `pagerank(`; " +
+			"workflows.exclude[0]: not a valid RE2 regular expression: invalid nested repetition operator: `**`"},
 		{"bad-tls-versions.yml", "explorer.tls_config.max_version: must not be lower than min_version (TLS12 < TLS13)"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
@@ -217,12 +241,26 @@ func TestSampleConfig(t *testing.T) {
 			t.Fatalf("%v\n%s", err, uncommented)
 		}
 		want := defaultConfig()
-		if !reflect.DeepEqual(got.Sync, want.Sync) || !reflect.DeepEqual(got.Metrics, want.Metrics) {
-			t.Errorf("sync and metrics in the sample differ from the defaults:\n%v", got)
+		if !reflect.DeepEqual(got.Sync, want.Sync) || !reflect.DeepEqual(got.Tasks, want.Tasks) ||
+			!reflect.DeepEqual(got.Limits, want.Limits) || !reflect.DeepEqual(got.Metrics, want.Metrics) {
+			t.Errorf("sync, tasks, limits or metrics in the sample differ from the defaults:\n%v", got)
+		}
+		if len(got.Workflows.Include)+len(got.Workflows.Exclude) != 0 {
+			t.Errorf("the sample's workflow filter is not empty:\n%v", got.Workflows)
 		}
 		e, d := got.Explorer, want.Explorer
-		if e.AuthEncoding != d.AuthEncoding || e.Timeout != d.Timeout || e.PageSize != d.PageSize || e.TLSConfig.InsecureSkipVerify {
+		if e.AuthEncoding != d.AuthEncoding || e.Timeout != d.Timeout || e.PageSize != d.PageSize ||
+			e.MaxRequestsPerSecond != d.MaxRequestsPerSecond || e.TLSConfig.InsecureSkipVerify {
 			t.Errorf("explorer in the sample differs from the defaults:\n%v", e)
+		}
+		// Every key of the exporter's own sections is in the sample.
+		for section, typ := range map[string]reflect.Type{"explorer": reflect.TypeFor[Explorer](), "sync": reflect.TypeFor[Sync](),
+			"tasks": reflect.TypeFor[Tasks](), "workflows": reflect.TypeFor[Workflows](), "limits": reflect.TypeFor[Limits](), "metrics": reflect.TypeFor[Metrics]()} {
+			for key := range yamlFields(typ) {
+				if !regexp.MustCompile(`(?m)^\s*#?\s*` + key + `:`).Match(data) {
+					t.Errorf("%s.%s is not in the sample", section, key)
+				}
+			}
 		}
 		if e.PasswordFile == "" || e.TLSConfig.CAFile == "" || e.TLSConfig.ServerName == "" || e.TLSConfig.MinVersion == 0 {
 			t.Errorf("an optional explorer key is not in the sample:\n%v", e)
@@ -262,6 +300,33 @@ func TestDefaultsWhenSectionsAreAbsent(t *testing.T) {
 			t.Error("changing one config's buckets changed the defaults")
 		}
 	})
+}
+
+func TestWorkflowPatternsAreAnchored(t *testing.T) {
+	w := Workflows{Include: []string{"bfs", "page.*|lpa"}, Exclude: []string{"(?i)TEST"}}
+	include, exclude := w.Regexps()
+	match := func(res []*regexp.Regexp, name string) bool {
+		for _, re := range res {
+			if re.MatchString(name) {
+				return true
+			}
+		}
+		return false
+	}
+	for name, want := range map[string]bool{
+		"bfs": true, "bfs-nightly": false, "my-bfs": false,
+		"pagerank": true, "lpa": true, "lpa2": false, "xlpa": false,
+	} {
+		if got := match(include, name); got != want {
+			t.Errorf("include matches %q: %v, want %v", name, got, want)
+		}
+	}
+	if !match(exclude, "test") || match(exclude, "tests") {
+		t.Error("exclude is not anchored or loses the (?i) flag")
+	}
+	if include, exclude := (Workflows{}).Regexps(); include != nil || exclude != nil {
+		t.Error("no patterns must give nil lists (everything included)")
+	}
 }
 
 func TestURLIsNormalised(t *testing.T) {

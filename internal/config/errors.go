@@ -77,7 +77,7 @@ func (w *walker) mapping(n *yaml.Node, t reflect.Type, path string) {
 	}
 	if n.Kind != yaml.MappingNode {
 		if path == "" {
-			w.addf(n, "", "the file must be a mapping with the sections explorer, sync and metrics, got %s", describe(n, true))
+			w.addf(n, "", "the file must be a mapping with the sections explorer, sync, tasks, workflows, limits and metrics, got %s", describe(n, true))
 		} else {
 			w.addf(n, path, "must be a mapping of keys, got %s", describe(n, true))
 		}

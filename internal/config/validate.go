@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -34,6 +35,9 @@ func (c *Config) validate() error {
 	var p problems
 	c.Explorer.validate(&p)
 	c.Sync.validate(&p)
+	c.Tasks.validate(&p)
+	c.Workflows.validate(&p)
+	c.Limits.validate(&p)
 	c.Metrics.validate(&p)
 	return p.err()
 }
@@ -71,6 +75,9 @@ func (e *Explorer) validate(p *problems) {
 	positive(p, "explorer.timeout", e.Timeout)
 	if e.PageSize < 1 || e.PageSize > 10000 {
 		p.add("explorer.page_size", "must be between 1 and 10000, got %d", e.PageSize)
+	}
+	if r := e.MaxRequestsPerSecond; math.IsNaN(r) || math.IsInf(r, 0) || r < 0 {
+		p.add("explorer.max_requests_per_second", "must be 0 (no bound) or a positive number, got %s", num(r))
 	}
 	checkTLS(p, &e.TLSConfig)
 }
@@ -169,11 +176,61 @@ func (s *Sync) validate(p *problems) {
 	if s.Lookback < s.Overlap {
 		p.add("sync.lookback", "must not be shorter than sync.overlap (%s < %s)", s.Lookback, s.Overlap)
 	}
+	if s.Concurrency < 1 || s.Concurrency > 64 {
+		p.add("sync.concurrency", "must be between 1 and 64, got %d", s.Concurrency)
+	}
+	positive(p, "sync.max_backoff", s.MaxBackoff)
+}
+
+func (t *Tasks) validate(p *problems) {
+	// Backfill cannot be negative: model.Duration refuses a minus sign.
+	if t.MaxRequestsPerSync < 1 || t.MaxRequestsPerSync > 10000 {
+		p.add("tasks.max_requests_per_sync", "must be between 1 and 10000, got %d", t.MaxRequestsPerSync)
+	}
+}
+
+func (w *Workflows) validate(p *problems) {
+	for _, list := range []struct {
+		field    string
+		patterns []string
+	}{{"workflows.include", w.Include}, {"workflows.exclude", w.Exclude}} {
+		for i, pattern := range list.patterns {
+			if _, err := regexp.Compile(pattern); err != nil {
+				msg := strings.TrimPrefix(err.Error(), "error parsing regexp: ")
+				p.add(fmt.Sprintf("%s[%d]", list.field, i), "not a valid RE2 regular expression: %s", msg)
+			}
+		}
+	}
+}
+
+// Regexps returns the patterns compiled and anchored at both ends, so that
+// "bfs" matches the workflow bfs and not bfs-nightly. Call it on a
+// validated configuration only.
+func (w Workflows) Regexps() (include, exclude []*regexp.Regexp) {
+	return anchored(w.Include), anchored(w.Exclude)
+}
+
+func anchored(patterns []string) []*regexp.Regexp {
+	var res []*regexp.Regexp
+	for _, p := range patterns {
+		res = append(res, regexp.MustCompile("^(?:"+p+")$"))
+	}
+	return res
+}
+
+func (l *Limits) validate(p *problems) {
+	if l.MaxWorkflows < 1 {
+		p.add("limits.max_workflows", "must be at least 1, got %d", l.MaxWorkflows)
+	}
+	if l.MaxLabelLength < 16 {
+		p.add("limits.max_label_length", "must be at least 16 (bytes), got %d", l.MaxLabelLength)
+	}
 }
 
 func (m *Metrics) validate(p *problems) {
 	checkBuckets(p, "metrics.run_duration_buckets", m.RunDurationBuckets)
 	checkBuckets(p, "metrics.queue_duration_buckets", m.QueueDurationBuckets)
+	checkBuckets(p, "metrics.task_duration_buckets", m.TaskDurationBuckets)
 }
 
 func positive(p *problems, field string, d model.Duration) {
