@@ -199,6 +199,9 @@ func (c *Collector) current() (*exposition, *prometheus.Registry) {
 	c.mu.Unlock()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(h)
+	if jobs != nil {
+		reg.MustRegister(totals{jobs.state})
+	}
 	return jobs, reg
 }
 

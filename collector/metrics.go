@@ -20,6 +20,11 @@ var (
 	syncRequestsDesc = desc("sync_api_requests", "API requests the last sync with Explorer made.")
 )
 
+// Totals of the last good sync's state, without workflow labels: a few
+// const metrics per scrape, beside the cached job metrics.
+var workflowsDesc = desc("workflows", "Workflows whose metrics are exported now (after the workflows.include/exclude filters).")
+
+
 func desc(name, help string) *prometheus.Desc {
 	return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, nil, nil)
 }
@@ -44,7 +49,11 @@ var (
 	createdFamily       = jobFamily("jobs_created_total", "Jobs created, over the whole history Explorer lists.", dto.MetricType_COUNTER)
 	finishedFamily      = jobFamily("jobs_finished_total", "Jobs that reached a terminal status (success, failed, interrupted).", dto.MetricType_COUNTER)
 	lastFinishFamily    = jobFamily("workflow_last_finish_timestamp_seconds", "Latest runEndTime of the workflow's jobs in each terminal status, as a Unix timestamp in seconds.", dto.MetricType_GAUGE)
+	lastJobIDFamily     = jobFamily("workflow_last_job_id", "Id of the workflow's latest job in each terminal status (latest: greatest runEndTime, or createTime without one; ties to the greater id).", dto.MetricType_GAUGE)
+	lastJobRunFamily    = jobFamily("workflow_last_job_run_duration_seconds", "Run time of the workflow's latest terminal job (runEndTime - runBeginTime), in seconds; absent when it has none.", dto.MetricType_GAUGE)
+	lastJobStatusFamily = jobFamily("workflow_last_job_status", "1 for the terminal status of the workflow's latest terminal job, 0 for the other terminal statuses.", dto.MetricType_GAUGE)
 	oldestRunningFamily = jobFamily("workflow_oldest_running_start_timestamp_seconds", "Earliest runBeginTime of the workflow's running jobs, as a Unix timestamp in seconds.", dto.MetricType_GAUGE)
+	oldestCreateFamily  = jobFamily("workflow_oldest_unfinished_create_timestamp_seconds", "Earliest createTime of the workflow's jobs in each non-terminal status, as a Unix timestamp in seconds.", dto.MetricType_GAUGE)
 )
 
 // status is a status label and its code (-1 for unknown).
@@ -94,6 +103,7 @@ type workflowRow struct {
 	stats         *workflowStats
 	unfinished    [unknownSlot + 1]float64 // jobs by statusSlot
 	oldestRunning int64                    // earliest runBegin of a running job; 0: none
+	oldestCreate  [unknownSlot + 1]int64   // earliest createTime by statusSlot; valid where unfinished > 0
 }
 
 // jobs is the value of the jobs gauge for a status, and whether the series exists.
@@ -124,7 +134,11 @@ func rows(s *state) []workflowRow {
 	}
 	for _, u := range s.unfinished {
 		r := &out[index[u.key]]
-		r.unfinished[statusSlot(u.status)]++
+		slot := statusSlot(u.status)
+		if r.unfinished[slot] == 0 || u.createTime < r.oldestCreate[slot] {
+			r.oldestCreate[slot] = u.createTime
+		}
+		r.unfinished[slot]++
 		if u.status == explorer.StatusRunning && u.runBegin > 0 && (r.oldestRunning == 0 || u.runBegin < r.oldestRunning) {
 			r.oldestRunning = u.runBegin
 		}
@@ -167,11 +181,47 @@ func walk(s *state, e emitter) {
 			}
 		}
 	}
+	for _, st := range terminalByLabel {
+		for i := range rs {
+			if l := rs[i].stats.last[terminalIndex(st.code)]; l.seen {
+				e.value(lastJobIDFamily, rs[i].key, st.label, float64(l.ref.id))
+			}
+		}
+	}
+	for i := range rs {
+		if latest := rs[i].stats.latest(); latest >= 0 && rs[i].stats.last[latest].runMs >= 0 {
+			e.value(lastJobRunFamily, rs[i].key, "", float64(rs[i].stats.last[latest].runMs)/1000)
+		}
+	}
+	for _, st := range terminalByLabel {
+		for i := range rs {
+			if latest := rs[i].stats.latest(); latest >= 0 {
+				e.value(lastJobStatusFamily, rs[i].key, st.label, oneIf(latest == terminalIndex(st.code)))
+			}
+		}
+	}
 	for i := range rs {
 		if t := rs[i].oldestRunning; t > 0 {
 			e.value(oldestRunningFamily, rs[i].key, "", float64(t)/1000)
 		}
 	}
+	for _, st := range statusesByLabel {
+		if explorer.IsTerminal(st.code) {
+			continue
+		}
+		for i := range rs {
+			if slot := statusSlot(st.code); rs[i].unfinished[slot] > 0 {
+				e.value(oldestCreateFamily, rs[i].key, st.label, float64(rs[i].oldestCreate[slot])/1000)
+			}
+		}
+	}
+}
+
+func oneIf(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // render returns the job metrics of s as metric families: the reference
@@ -233,4 +283,15 @@ func (h health) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(syncDurationDesc, prometheus.GaugeValue, h.duration.Seconds())
 		ch <- prometheus.MustNewConstMetric(syncRequestsDesc, prometheus.GaugeValue, float64(h.requests))
 	}
+}
+
+// totals are the state-wide metrics of a synced state.
+type totals struct{ s *state }
+
+func (t totals) Describe(ch chan<- *prometheus.Desc) {
+	ch <- workflowsDesc
+}
+
+func (t totals) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(workflowsDesc, prometheus.GaugeValue, float64(len(t.s.workflows)))
 }

@@ -24,6 +24,41 @@ type workflowStats struct {
 	run          [3]histogram
 	queue        histogram
 	lastFinishMs [3]int64 // latest runEndTime per terminal status; 0: none
+	last         [3]lastJob
+}
+
+// jobRef places a terminal job in the order that decides the "latest" job of
+// a workflow: by its runEndTime, or its createTime when it has none; ties go
+// to the greater id.
+type jobRef struct{ at, id int64 }
+
+func refOf(j explorer.Job) jobRef {
+	if j.RunEndTime > 0 {
+		return jobRef{j.RunEndTime, j.ID}
+	}
+	return jobRef{j.CreateTime, j.ID}
+}
+
+func (a jobRef) after(b jobRef) bool { return a.at > b.at || a.at == b.at && a.id > b.id }
+
+// lastJob is the latest job of a workflow in one terminal status. Being a
+// maximum, it is folded in once per job like the counts, and a full resync
+// recomputes it, so it follows deletions like the gauges.
+type lastJob struct {
+	seen  bool
+	ref   jobRef
+	runMs int64 // its run time; -1: none valid
+}
+
+// latest returns the terminal index of the workflow's latest job, -1 if it has none.
+func (w *workflowStats) latest() int {
+	best := -1
+	for i, l := range w.last {
+		if l.seen && (best < 0 || l.ref.after(w.last[best].ref)) {
+			best = i
+		}
+	}
+	return best
 }
 
 // unfinishedJob is a job that can still change: every job not in a terminal status.
@@ -129,10 +164,15 @@ func (s *state) observe(j explorer.Job) {
 	i := terminalIndex(j.Status)
 	w.terminal[i]++
 	w.finished[i]++
+	runMs := int64(-1)
 	if j.RunBeginTime > 0 && j.RunEndTime >= j.RunBeginTime {
-		w.run[i].observe(j.RunEndTime - j.RunBeginTime)
+		runMs = j.RunEndTime - j.RunBeginTime
+		w.run[i].observe(runMs)
 	}
 	w.lastFinishMs[i] = max(w.lastFinishMs[i], j.RunEndTime)
+	if ref := refOf(j); !w.last[i].seen || ref.after(w.last[i].ref) {
+		w.last[i] = lastJob{seen: true, ref: ref, runMs: runMs}
+	}
 }
 
 // forget drops an unfinished job Explorer no longer has. Counters keep it.
