@@ -61,12 +61,7 @@ func run(args []string) int {
 	}
 	logger, slogger := newLoggers(*logLevel, *logFormat)
 
-	ex := &exporter{
-		configFile:  *configFile,
-		logger:      logger,
-		telemetry:   collector.NewTelemetry(),
-		persistence: persistence{file: *persistFile, interval: *persistEvery},
-	}
+	ex := newExporter(*configFile, persistence{file: *persistFile, interval: *persistEvery}, logger)
 	if err := ex.reload(); err != nil {
 		level.Error(logger).Log("msg", "invalid configuration", "err", err)
 		return 1
@@ -78,7 +73,7 @@ func run(args []string) int {
 
 	// The exporter's own metrics (build info, Go runtime, process) come
 	// from the default registry, the job metrics from the collector.
-	prometheus.MustRegister(versioncollector.NewCollector(name), ex.telemetry)
+	prometheus.MustRegister(versioncollector.NewCollector(name), ex.telemetry, ex.reloadOK, ex.reloadTime)
 	mux := http.NewServeMux()
 	mux.Handle(*metricsPath, ex)
 	mux.HandleFunc("/-/reload", ex.serveReload)
@@ -137,6 +132,26 @@ type exporter struct {
 	config    *config.Config
 	metrics   atomic.Pointer[collector.Collector]
 	telemetry *collector.Telemetry // outlives collectors: counts since start
+
+	// The outcome of the last (re)load, as blackbox_exporter has it.
+	reloadOK, reloadTime prometheus.Gauge
+}
+
+func newExporter(configFile string, p persistence, logger log.Logger) *exporter {
+	return &exporter{
+		configFile:  configFile,
+		logger:      logger,
+		persistence: p,
+		telemetry:   collector.NewTelemetry(),
+		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "nebula_explorer_config_last_reload_successful",
+			Help: "1 when the last load of the configuration file (at start, SIGHUP or POST /-/reload) succeeded, else 0.",
+		}),
+		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "nebula_explorer_config_last_reload_success_timestamp_seconds",
+			Help: "When the configuration file was last loaded successfully, in seconds since the epoch.",
+		}),
+	}
 }
 
 // persistence is where and how often the collector keeps its state.
@@ -154,6 +169,18 @@ func (e *exporter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (e *exporter) reload() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	err := e.apply()
+	if err != nil {
+		e.reloadOK.Set(0)
+		return err
+	}
+	e.reloadOK.Set(1)
+	e.reloadTime.SetToCurrentTime()
+	return nil
+}
+
+// apply loads the file and swaps in a collector for it; the caller holds mu.
+func (e *exporter) apply() error {
 	cfg, err := config.Load(e.configFile)
 	if err != nil {
 		return err

@@ -158,6 +158,8 @@ func TestEndToEnd(t *testing.T) {
 			`nebula_explorer_workflow_oldest_running_start_timestamp_seconds{workflow="社区 \"lpa\""`,
 			"nebula_explorer_last_sync_success_timestamp_seconds ",
 			"nebula_explorer_sync_duration_seconds ",
+			"nebula_explorer_config_last_reload_successful 1",
+			"nebula_explorer_config_last_reload_success_timestamp_seconds ",
 			"nebula_explorer_exporter_build_info{",
 			"go_goroutines ",
 		} {
@@ -337,6 +339,41 @@ func TestReload(t *testing.T) {
 		}
 		if _, body := e.get(t, "/metrics"); !strings.Contains(body, bucket) || !strings.Contains(body, "nebula_explorer_up 1") {
 			t.Errorf("after a refused reload:\n%s", body)
+		}
+	})
+	t.Run("the reload metrics follow each outcome", func(t *testing.T) {
+		// The last reload was refused (above).
+		_, body := e.get(t, "/metrics")
+		if ok := metricValue(body, "nebula_explorer_config_last_reload_successful"); ok != 0 {
+			t.Errorf("after a refused reload: successful %v, want 0", ok)
+		}
+		os.WriteFile(configFile, []byte(configFor(srv.URL, "nebula")), 0o600)
+		post()
+		_, body = e.get(t, "/metrics")
+		if ok := metricValue(body, "nebula_explorer_config_last_reload_successful"); ok != 1 {
+			t.Errorf("after a good reload: successful %v, want 1", ok)
+		}
+		good := metricValue(body, "nebula_explorer_config_last_reload_success_timestamp_seconds")
+		if now := float64(time.Now().Unix()); good < now-60 || good > now+1 {
+			t.Errorf("success timestamp %v is not now (%v)", good, now)
+		}
+		os.WriteFile(configFile, []byte("explorer: [broken"), 0o600)
+		post()
+		_, body = e.get(t, "/metrics")
+		if ok := metricValue(body, "nebula_explorer_config_last_reload_successful"); ok != 0 {
+			t.Errorf("after a refused reload: successful %v, want 0", ok)
+		}
+		if ts := metricValue(body, "nebula_explorer_config_last_reload_success_timestamp_seconds"); ts != good {
+			t.Errorf("a refused reload moved the success timestamp from %v to %v", good, ts)
+		}
+		os.WriteFile(configFile, []byte(configFor(srv.URL, "nebula")+"metrics:\n  run_duration_buckets: [7, 70]\n"), 0o600)
+		post()
+		_, body = e.get(t, "/metrics")
+		if ok := metricValue(body, "nebula_explorer_config_last_reload_successful"); ok != 1 {
+			t.Errorf("after a good reload: successful %v, want 1", ok)
+		}
+		if ts := metricValue(body, "nebula_explorer_config_last_reload_success_timestamp_seconds"); ts <= good {
+			t.Errorf("a good reload left the success timestamp at %v (was %v)", ts, good)
 		}
 	})
 	t.Run("SIGHUP reloads too", func(t *testing.T) {
