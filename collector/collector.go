@@ -76,12 +76,15 @@ type Collector struct {
 	opts   Options
 	logger log.Logger
 	flight singleflight.Group
+	now    func() time.Time // the exporter's clock; tests set it
 
 	mu       sync.Mutex
 	state    *state      // last good sync; nil before the first
 	jobs     *exposition // the job metrics of state, shared by scrapes
 	lastFull time.Time   // when state was last rebuilt from the full history
 	health   syncHealth
+	// skewLogged: a createTime ahead of the exporter's clock was logged (once).
+	skewLogged bool
 }
 
 // syncHealth describes the last completed sync.
@@ -90,11 +93,14 @@ type syncHealth struct {
 	duration    time.Duration
 	requests    int
 	lastSuccess time.Time
+	// createAheadMs is how far the newest createTime lies ahead of the
+	// exporter's clock, as of the last good sync; 0 when it does not.
+	createAheadMs int64
 }
 
 // New returns a collector; it does not contact Explorer before the first scrape.
 func New(client *explorer.Client, opts Options, logger log.Logger) *Collector {
-	return &Collector{client: client, opts: opts, logger: logger}
+	return &Collector{client: client, opts: opts, logger: logger, now: time.Now}
 }
 
 // Sync brings the state up to date, or joins the sync under way, and returns
@@ -148,7 +154,7 @@ func (c *Collector) syncOnce() {
 	old, lastFull := c.state, c.lastFull
 	c.mu.Unlock()
 
-	y := &syncer{client: c.client, pageSize: c.opts.PageSize, overlap: c.opts.Overlap, lookback: c.opts.Lookback}
+	y := &syncer{client: c.client, pageSize: c.opts.PageSize, overlap: c.opts.Overlap, lookback: c.opts.Lookback, nowMs: c.now().UnixMilli()}
 	full := old == nil || (c.opts.FullResyncInterval > 0 && start.Sub(lastFull) >= c.opts.FullResyncInterval)
 	var next *state
 	var err error
@@ -163,7 +169,7 @@ func (c *Collector) syncOnce() {
 		err = y.incremental(ctx, next)
 	}
 	if err == nil {
-		next.raiseFloor(next.listFrom(c.opts.Overlap.Milliseconds(), c.opts.Lookback.Milliseconds()))
+		next.raiseFloor(next.listFrom(c.opts.Overlap.Milliseconds(), c.opts.Lookback.Milliseconds(), y.nowMs))
 	}
 	end := time.Now()
 
@@ -181,6 +187,13 @@ func (c *Collector) syncOnce() {
 	}
 	level.Debug(c.logger).Log("msg", "synced with Explorer", "full", full, "requests", y.requests, "duration", end.Sub(start),
 		"workflows", len(next.workflows), "unfinished", len(next.unfinished))
+	c.health.createAheadMs = max(0, subSat(next.newest, y.nowMs))
+	if c.health.createAheadMs > c.opts.Overlap.Milliseconds() && !c.skewLogged {
+		c.skewLogged = true
+		level.Warn(c.logger).Log("msg", "Explorer lists a job created after the exporter's current time (clock skew, or a bogus createTime); "+
+			"listings start from the exporter's time instead, so new jobs are still seen. Logged once; see nebula_explorer_job_create_time_ahead_seconds",
+			"ahead_seconds", float64(c.health.createAheadMs)/1000)
+	}
 	if !full && !next.changed {
 		c.health.lastSuccess = end // nothing changed: keep serving the same metrics
 		return

@@ -1,6 +1,8 @@
 package collector
 
 import (
+	"math"
+
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
 )
@@ -8,7 +10,8 @@ import (
 // histogram counts durations per bucket (not cumulatively); the last count
 // is the +Inf bucket. bounds (seconds) are shared and never modified. The sum
 // is kept in whole milliseconds, as Explorer gives them, so it is exact and
-// independent of the order jobs are seen in.
+// independent of the order jobs are seen in; it saturates at MaxInt64 ms
+// (292 million years) instead of wrapping negative on bogus run times.
 type histogram struct {
 	bounds []float64
 	counts []uint64
@@ -27,7 +30,7 @@ func (h *histogram) observe(ms int64) {
 		i++
 	}
 	h.counts[i]++
-	h.sumMs += ms
+	h.sumMs = addSat(h.sumMs, ms)
 	h.count++
 }
 
@@ -75,3 +78,11 @@ func (h histogram) atLeast(old histogram) histogram {
 }
 
 func (h histogram) sum() float64 { return float64(h.sumMs) / 1000 }
+
+// addSat is a + b for b >= 0, saturated at MaxInt64.
+func addSat(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}

@@ -18,6 +18,7 @@ var (
 	lastSuccessDesc  = desc("last_sync_success_timestamp_seconds", "When the last fully successful sync with Explorer finished, as a Unix timestamp in seconds.")
 	syncDurationDesc = desc("sync_duration_seconds", "How long the last sync with Explorer took, in seconds.")
 	syncRequestsDesc = desc("sync_api_requests", "API requests the last sync with Explorer made.")
+	createAheadDesc  = desc("job_create_time_ahead_seconds", "How far the latest createTime Explorer lists lies ahead of the exporter's clock, in seconds, as of the last good sync; 0 when none does. More than a few seconds means clock skew or a bogus createTime.")
 )
 
 // Totals of the last good sync's state, without workflow labels: a few
@@ -265,7 +266,7 @@ func (r *familyEmitter) histogram(f *family, k workflowKey, status string, h *hi
 type health syncHealth
 
 func (h health) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{upDesc, lastSuccessDesc, syncDurationDesc, syncRequestsDesc} {
+	for _, d := range []*prometheus.Desc{upDesc, lastSuccessDesc, syncDurationDesc, syncRequestsDesc, createAheadDesc} {
 		ch <- d
 	}
 }
@@ -278,6 +279,7 @@ func (h health) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, up)
 	if !h.lastSuccess.IsZero() {
 		ch <- prometheus.MustNewConstMetric(lastSuccessDesc, prometheus.GaugeValue, float64(h.lastSuccess.UnixNano())/1e9)
+		ch <- prometheus.MustNewConstMetric(createAheadDesc, prometheus.GaugeValue, float64(h.createAheadMs)/1000)
 	}
 	if h.duration > 0 {
 		ch <- prometheus.MustNewConstMetric(syncDurationDesc, prometheus.GaugeValue, h.duration.Seconds())

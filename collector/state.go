@@ -2,6 +2,7 @@ package collector
 
 import (
 	"maps"
+	"math"
 
 	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
 )
@@ -148,7 +149,7 @@ func (s *state) observe(j explorer.Job) {
 	}
 	u.key, u.status, u.runBegin = key, j.Status, j.RunBeginTime
 	if !u.queued && j.RunBeginTime > 0 {
-		w.queue.observe(max(0, j.RunBeginTime-j.CreateTime))
+		w.queue.observe(max(0, subSat(j.RunBeginTime, j.CreateTime)))
 		u.queued = true
 	}
 	if !explorer.IsTerminal(j.Status) {
@@ -181,14 +182,21 @@ func (s *state) forget(id int64) {
 	s.changed = true
 }
 
+// horizon is the newest createTime seen, but never past nowMs, the
+// exporter's clock: listings start from it, and one job created "in the
+// future" (clock skew, a bogus year 9999) must not move them past the jobs
+// Explorer creates now.
+func (s *state) horizon(nowMs int64) int64 { return min(s.newest, nowMs) }
+
 // listFrom is where the next incremental listing starts: overlap before the
-// newest job (jobs can become visible late), or earlier, to the oldest
-// unfinished job created within lookback of the newest one, so that one
+// horizon (jobs can become visible late), or earlier, to the oldest
+// unfinished job created within lookback of the horizon, so that one
 // listing also refreshes those. Never below floor, where dedup ends.
-func (s *state) listFrom(overlapMs, lookbackMs int64) int64 {
-	from := s.newest - overlapMs
+func (s *state) listFrom(overlapMs, lookbackMs, nowMs int64) int64 {
+	h := s.horizon(nowMs)
+	from := subSat(h, overlapMs)
 	for _, u := range s.unfinished {
-		if u.createTime >= s.newest-lookbackMs && u.createTime < from {
+		if u.createTime >= subSat(h, lookbackMs) && u.createTime < from {
 			from = u.createTime
 		}
 	}
@@ -221,4 +229,17 @@ func (s *state) keepCountersFrom(old *state) {
 		}
 		w.queue = w.queue.atLeast(o.queue)
 	}
+}
+
+// subSat is a - b, saturated at the int64 range: Explorer's times are
+// untrusted, and a bogus one must not wrap a duration around.
+func subSat(a, b int64) int64 {
+	d := a - b
+	switch {
+	case b < 0 && d < a: // overflowed upwards
+		return math.MaxInt64
+	case b > 0 && d > a: // overflowed downwards
+		return math.MinInt64
+	}
+	return d
 }

@@ -20,7 +20,8 @@ type syncer struct {
 	client            *explorer.Client
 	pageSize          int
 	overlap, lookback time.Duration
-	requests          int // API requests of the current sync
+	nowMs             int64 // the exporter's clock when the sync started
+	requests          int   // API requests of the current sync
 }
 
 // full rebuilds the state from the whole history, in one ascending pass.
@@ -29,12 +30,12 @@ func (y *syncer) full(ctx context.Context, s *state) error {
 	limit := 1024
 	return y.each(ctx, explorer.Filter{}, func(j explorer.Job) {
 		// Jobs arrive oldest first and no later listing starts before
-		// newest - lookback, so older jobs need no dedup entry: raise the
+		// horizon - lookback, so older jobs need no dedup entry: raise the
 		// floor as we go, and trim the entries below it now and then.
-		s.floor = max(s.floor, j.CreateTime-lookbackMs)
+		s.floor = max(s.floor, subSat(min(j.CreateTime, y.nowMs), lookbackMs))
 		s.observe(j)
 		if len(s.finishedSince) > limit {
-			s.raiseFloor(s.newest - lookbackMs)
+			s.raiseFloor(subSat(s.horizon(y.nowMs), lookbackMs))
 			limit = max(1024, 2*len(s.finishedSince))
 		}
 	})
@@ -44,7 +45,7 @@ func (y *syncer) full(ctx context.Context, s *state) error {
 // created from listFrom on (new ones and the recent unfinished ones), then
 // the older unfinished jobs.
 func (y *syncer) incremental(ctx context.Context, s *state) error {
-	from := s.listFrom(y.overlap.Milliseconds(), y.lookback.Milliseconds())
+	from := s.listFrom(y.overlap.Milliseconds(), y.lookback.Milliseconds(), y.nowMs)
 	if err := y.each(ctx, explorer.Filter{FromCreateTime: from}, s.observe); err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -141,6 +142,9 @@ func (c *Client) EachJob(ctx context.Context, f Filter, pageSize int, visit func
 	f.OrderByCreateTime = "asc"
 	page := 1
 	lastCreate, seenAtLast := from, map[int64]bool{}
+	if from == 0 {
+		lastCreate = math.MinInt64 // no lower bound: negative createTimes count too
+	}
 	next := fetch(f, page)
 	for {
 		a := <-next
@@ -178,8 +182,8 @@ func (c *Client) EachJob(ctx context.Context, f Filter, pageSize int, visit func
 		if !done {
 			// From one millisecond before the last job seen, for the same
 			// reason: the rest of that millisecond is in the next page.
-			if nextFrom := lastCreate - 1; nextFrom > f.FromCreateTime {
-				f.FromCreateTime, page = nextFrom, 1
+			if lastCreate > f.FromCreateTime+1 {
+				f.FromCreateTime, page = lastCreate-1, 1
 			} else {
 				page++ // a whole page within one millisecond: step through it
 			}

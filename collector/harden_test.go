@@ -1,0 +1,117 @@
+package collector
+
+import (
+	"bytes"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
+)
+
+// scrapeValue is the value of one sample of the collector's full exposition
+// (health included), and whether it is there.
+func scrapeValue(t *testing.T, c *Collector, series string) (float64, bool) {
+	t.Helper()
+	v, ok := samples(t, gatherText(t, c))[series]
+	return v, ok
+}
+
+// TestFutureCreateTimeDoesNotHideNewJobs: one job created "in the future"
+// (clock skew, a bogus year 9999) must not move the incremental listings
+// past the jobs Explorer creates now, even without full resyncs; the skew is
+// logged once and measured.
+func TestFutureCreateTimeDoesNotHideNewJobs(t *testing.T) {
+	e := newTestEnv(t)    // FullResyncInterval 0: no full resync ever heals it
+	var logs bytes.Buffer // this collector's alone, not the fresh ones'
+	e.col.logger = log.NewLogfmtLogger(&logs)
+	now := t0 + time.Hour.Milliseconds()
+	e.col.now = func() time.Time { return time.UnixMilli(now) }
+	addHistory(e.fake, 3, t0)
+	const year9999 = int64(253402300799000)
+	e.fake.AddJob(explorer.Job{WorkflowID: "1", WorkflowName: "bfs", Status: explorer.StatusSuccess,
+		CreateTime: year9999, RunBeginTime: year9999, RunEndTime: year9999 + 1000})
+	e.mustSync(t)
+
+	for step := 0; step < 3; step++ {
+		now += 10 * time.Minute.Milliseconds()
+		for i := int64(0); i < 10; i++ {
+			e.fake.AddJob(explorer.Job{WorkflowID: "1", WorkflowName: "bfs", Status: explorer.StatusFailed,
+				CreateTime: now - i*1000, RunBeginTime: now, RunEndTime: now + 5000})
+		}
+		e.mustSync(t)
+		if got, want := jobMetrics(t, e.col), e.fresh(t); got != want {
+			t.Fatalf("step %d: new jobs hidden by a job created in year 9999:\n%s", step, diffSamples(t, got, want))
+		}
+	}
+	if v, _ := scrapeValue(t, e.col, "nebula_explorer_job_create_time_ahead_seconds"); v != float64(year9999-now)/1000 {
+		t.Errorf("job_create_time_ahead_seconds = %g, want %g", v, float64(year9999-now)/1000)
+	}
+	if n := strings.Count(logs.String(), "created after the exporter's current time"); n != 1 {
+		t.Errorf("the skew is logged %d times, want once:\n%s", n, &logs)
+	}
+}
+
+func TestJobCreateTimeAheadIsZeroWithoutSkew(t *testing.T) {
+	e := newTestEnv(t)
+	addHistory(e.fake, 3, t0)
+	e.mustSync(t)
+	if v, ok := scrapeValue(t, e.col, "nebula_explorer_job_create_time_ahead_seconds"); !ok || v != 0 {
+		t.Errorf("job_create_time_ahead_seconds = %g (present %v), want 0", v, ok)
+	}
+	if strings.Contains(e.logs.String(), "created after") {
+		t.Errorf("skew logged without skew:\n%s", e.logs)
+	}
+}
+
+// TestBogusTimesAreCountedAndNeverWrap: jobs with negative or absurd times
+// are counted like any other, and no sum or duration wraps around.
+func TestBogusTimesAreCountedAndNeverWrap(t *testing.T) {
+	e := newTestEnv(t)
+	jobs := []explorer.Job{
+		{Status: explorer.StatusSuccess, CreateTime: -5000, RunBeginTime: 1, RunEndTime: 9e18},
+		{Status: explorer.StatusSuccess, CreateTime: -4000, RunBeginTime: 1, RunEndTime: 9e18},
+		{Status: explorer.StatusFailed, CreateTime: math.MinInt64 + 1, RunBeginTime: math.MaxInt64 - 1, RunEndTime: math.MaxInt64},
+		{Status: explorer.StatusRunning, CreateTime: t0, RunBeginTime: t0 + 1000},
+	}
+	for _, j := range jobs {
+		j.WorkflowID, j.WorkflowName = "1", "bfs"
+		e.fake.AddJob(j)
+	}
+	e.mustSync(t)
+	got := samples(t, jobMetrics(t, e.col))
+	for series, want := range map[string]float64{
+		`nebula_explorer_jobs_created_total{workflow="bfs",workflow_id="1"}`:                              4,
+		`nebula_explorer_jobs_finished_total{status="success",workflow="bfs",workflow_id="1"}`:            2,
+		`nebula_explorer_jobs_finished_total{status="failed",workflow="bfs",workflow_id="1"}`:             1,
+		`nebula_explorer_job_run_duration_seconds_count{status="success",workflow="bfs",workflow_id="1"}`: 2,
+		`nebula_explorer_job_run_duration_seconds_sum{status="success",workflow="bfs",workflow_id="1"}`:   float64(math.MaxInt64) / 1000,
+		`nebula_explorer_job_queue_duration_seconds_count{workflow="bfs",workflow_id="1"}`:                4,
+		`nebula_explorer_job_queue_duration_seconds_sum{workflow="bfs",workflow_id="1"}`:                  float64(math.MaxInt64) / 1000,
+	} {
+		if got[series] != want {
+			t.Errorf("%s = %g, want %g", series, got[series], want)
+		}
+	}
+	for series, v := range got {
+		if v < 0 {
+			t.Errorf("%s = %g: wrapped negative", series, v)
+		}
+	}
+}
+
+// gatherText is what a scrape serves now (without syncing), as text.
+func gatherText(t *testing.T, c *Collector) string {
+	t.Helper()
+	w := httptest.NewRecorder()
+	c.serve(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if w.Code != http.StatusOK {
+		t.Fatalf("HTTP %d: %s", w.Code, w.Body)
+	}
+	return w.Body.String()
+}
