@@ -33,16 +33,13 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
+# The version stamp of deploy/version-ldflags.sh (no .git in the context:
+# pass VERSION, REVISION and BRANCH as build arguments).
 ARG VERSION=dev
 ARG REVISION=unknown
 ARG BRANCH=unknown
 RUN CGO_ENABLED=0 go build -trimpath \
-      -ldflags "-s -w \
-        -X github.com/prometheus/common/version.Version=${VERSION} \
-        -X github.com/prometheus/common/version.Revision=${REVISION} \
-        -X github.com/prometheus/common/version.Branch=${BRANCH} \
-        -X github.com/prometheus/common/version.BuildUser=docker \
-        -X github.com/prometheus/common/version.BuildDate=unknown" \
+      -ldflags "-s -w $(VERSION=${VERSION} REVISION=${REVISION} BRANCH=${BRANCH} BUILD_USER=docker BUILD_DATE=unknown sh deploy/version-ldflags.sh)" \
       -o /out/nebula_explorer_exporter . \
  && cp /etc/ssl/certs/ca-certificates.crt /out/ca-certificates.crt
 

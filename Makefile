@@ -36,8 +36,9 @@ INDEXDB        := $(TOOLS)/indexdb-$(VULNDB_VERSION)/indexdb
 
 all: build
 
+# Stamped like the image (--version, build_info): deploy/version-ldflags.sh.
 build:
-	$(GO) build -o $(BIN)/nebula_explorer_exporter .
+	$(GO) build -ldflags "$$(deploy/version-ldflags.sh)" -o $(BIN)/nebula_explorer_exporter .
 	$(GO) build -o $(BIN)/simulator ./deploy/simulator
 
 # The simulator serves a live history on 127.0.0.1:7002; the exporter reads
@@ -100,6 +101,8 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime 5x ./collector
 	$(GO) test -run '^$$' -bench ExporterMemory -benchtime 1x .
 
+# localhost/nebula_explorer_exporter:dev and its SBOM, .build/sbom.cdx.json
+# (CycloneDX, cyclonedx-gomod): see deploy/build-image.sh.
 image:
 	deploy/build-image.sh
 

@@ -30,19 +30,68 @@ const (
 	imgCABundle   = "/etc/ssl/certs/ca-certificates.crt"
 )
 
-// imgPodman runs podman against a private storage (vfs: nothing stays
-// mounted if the test dies) and the runc runtime, which works on our
-// machines where crun does not.
+// imgPodman runs podman with state of its own, so that test runs sharing a
+// host never meet: storage (--root, vfs: nothing stays mounted if the test
+// dies), run root, libpod's tmp dir and its locks (file locks in that tmp
+// dir instead of the host-wide shared-memory segment), TMPDIR and
+// XDG_RUNTIME_DIR all live in the test's temporary directory. It uses the
+// runc runtime, which works on our machines where crun does not.
 type imgPodman struct {
 	bin, root, runroot string
+	env                []string
+}
+
+func newImgPodman(t *testing.T) imgPodman {
+	t.Helper()
+	// Not t.TempDir(): podman refuses a runroot longer than 50 characters.
+	dir, err := os.MkdirTemp("", "nee-img-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := imgPodman{bin: needTool(t, "podman"), root: filepath.Join(dir, "root"), runroot: filepath.Join(dir, "runroot")}
+	for _, d := range []string{"libpod", "tmp", "xdg"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := filepath.Join(dir, "containers.conf")
+	text := fmt.Sprintf("[engine]\ntmp_dir = %q\nlock_type = \"file\"\nvolume_path = %q\nevents_logger = \"file\"\n",
+		filepath.Join(dir, "libpod"), filepath.Join(dir, "volumes"))
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.env = []string{
+		"CONTAINERS_CONF=" + conf,
+		"TMPDIR=" + filepath.Join(dir, "tmp"),
+		"XDG_RUNTIME_DIR=" + filepath.Join(dir, "xdg"),
+	}
+	// No container may keep a mount in the directory when it goes; this
+	// touches only this run's podman state (never `podman system reset`).
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if out, err := p.run(ctx, "rm", "--all", "--force"); err != nil {
+			t.Logf("podman rm --all: %v %s", err, out)
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			t.Errorf("removing %s: %v", dir, err)
+		}
+	})
+	return p
 }
 
 func (p imgPodman) args(args ...string) []string {
 	return append([]string{"--root", p.root, "--runroot", p.runroot, "--storage-driver", "vfs", "--runtime", "runc"}, args...)
 }
 
-func (p imgPodman) run(ctx context.Context, args ...string) ([]byte, error) {
+func (p imgPodman) command(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, p.bin, p.args(args...)...)
+	cmd.Env = append(os.Environ(), p.env...)
+	return cmd
+}
+
+func (p imgPodman) run(ctx context.Context, args ...string) ([]byte, error) {
+	cmd := p.command(ctx, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -52,49 +101,46 @@ func (p imgPodman) run(ctx context.Context, args ...string) ([]byte, error) {
 	return out, nil
 }
 
+// The version stamp the test builds the image with.
+const (
+	imgVersion  = "1.2.3-imagetest"
+	imgRevision = "0123456789abcdef"
+)
+
 // TestImageBuildsAndServesMetrics builds the image offline with
-// deploy/build-image.sh (what `make image` runs), checks its metadata and
-// content, then runs it with runc against the simulator and reads
-// nebula_explorer_up 1 from its /metrics.
+// deploy/build-image.sh (what `make image` runs), checks its metadata,
+// content, version stamp and SBOM, then runs it with runc, as the README
+// says, against the simulator and reads nebula_explorer_up 1 from its
+// /metrics.
 func TestImageBuildsAndServesMetrics(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs a container image")
 	}
-	podman := imgPodman{bin: needTool(t, "podman")}
+	podman := newImgPodman(t)
 	needTool(t, "runc")
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-
-	tmp, err := os.MkdirTemp("", "nee-image-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	podman.root, podman.runroot = filepath.Join(tmp, "root"), filepath.Join(tmp, "runroot")
-	t.Cleanup(func() {
-		// podman may leave files it cannot remove as a plain rm would
-		// (read-only layers); reset removes its storage, then the rest goes.
-		cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
-		defer ccancel()
-		if out, err := podman.run(cctx, "system", "reset", "--force"); err != nil {
-			t.Logf("podman system reset: %v %s", err, out)
-		}
-		if err := os.RemoveAll(tmp); err != nil {
-			t.Errorf("removing %s: %v", tmp, err)
-		}
-	})
+	tmp := t.TempDir()
+	sbom := filepath.Join(tmp, "sbom.cdx.json")
 
 	// Build exactly as `make image` does.
 	build := exec.CommandContext(ctx, "./build-image.sh")
-	build.Env = append(os.Environ(),
+	build.Env = append(os.Environ(), podman.env...)
+	build.Env = append(build.Env,
 		"IMAGE="+imgName,
 		"PODMAN="+podman.bin,
 		"PODMAN_ROOT="+podman.root,
 		"PODMAN_RUNROOT="+podman.runroot,
 		"PODMAN_STORAGE_DRIVER=vfs",
+		"OUT="+filepath.Join(tmp, "image"),
+		"SBOM="+sbom,
+		"VERSION="+imgVersion,
+		"REVISION="+imgRevision,
 	)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("deploy/build-image.sh: %v\n%s", err, out)
 	}
+	toolchain := makefileToolchain(t)
 
 	t.Run("metadata", func(t *testing.T) {
 		out, err := podman.run(ctx, "image", "inspect", "--format", "{{json .Config}}", imgName)
@@ -169,6 +215,72 @@ func TestImageBuildsAndServesMetrics(t *testing.T) {
 		}
 	})
 
+	t.Run("version", func(t *testing.T) {
+		// kingpin prints the version on stderr.
+		out, err := podman.command(ctx, "run", "--rm", "--network=none",
+			"--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
+			imgName, "--version").CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		for _, want := range []string{"version " + imgVersion + " ", "revision: " + imgRevision + ")", "go version:       " + toolchain + "\n"} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("--version lacks %q:\n%s", want, out)
+			}
+		}
+	})
+
+	t.Run("sbom", func(t *testing.T) {
+		// The SBOM lists exactly the modules linked into the binary (as Go
+		// records them in it) at the versions go.mod requires, and the
+		// standard library at the toolchain's version.
+		var bom struct {
+			BOMFormat string `json:"bomFormat"`
+			Metadata  struct {
+				Component struct{ Name, Version string }
+			}
+			Components []struct{ Name, Version, Purl string }
+		}
+		if err := json.Unmarshal(readFile(t, sbom), &bom); err != nil {
+			t.Fatal(err)
+		}
+		if bom.BOMFormat != "CycloneDX" {
+			t.Errorf("bomFormat %q, want CycloneDX", bom.BOMFormat)
+		}
+		mod := goModRequires(t)
+		if c := bom.Metadata.Component; c.Name != mod.Module.Path || c.Version != "v"+imgVersion {
+			t.Errorf("SBOM describes %s@%s, want %s@v%s", c.Name, c.Version, mod.Module.Path, imgVersion)
+		}
+		listed := map[string]string{}
+		for _, c := range bom.Components {
+			if !strings.HasPrefix(c.Purl, "pkg:golang/"+c.Name+"@"+c.Version) {
+				t.Errorf("component %s@%s has purl %s", c.Name, c.Version, c.Purl)
+			}
+			listed[c.Name] = c.Version
+		}
+		if v := listed["std"]; v != toolchain {
+			t.Errorf("SBOM lists std@%q, want %s", v, toolchain)
+		}
+		delete(listed, "std")
+		linked := binaryDeps(t, filepath.Join(tmp, "image", "nebula_explorer_exporter"))
+		if len(linked) == 0 {
+			t.Fatal("go version -m lists no modules in the binary")
+		}
+		for path, v := range linked {
+			if listed[path] != v {
+				t.Errorf("the binary links %s@%s, the SBOM lists %q", path, v, listed[path])
+			}
+			if mod.Require[path] != v {
+				t.Errorf("the binary links %s@%s, go.mod requires %q", path, v, mod.Require[path])
+			}
+		}
+		for path, v := range listed {
+			if _, ok := linked[path]; !ok {
+				t.Errorf("the SBOM lists %s@%s, which the binary does not link", path, v)
+			}
+		}
+	})
+
 	t.Run("serves metrics", func(t *testing.T) {
 		simAddr := imgStartSimulator(t, ctx)
 		cfg := filepath.Join(tmp, "config.yml")
@@ -180,15 +292,23 @@ func TestImageBuildsAndServesMetrics(t *testing.T) {
 		if err := os.Chmod(tmp, 0o755); err != nil {
 			t.Fatal(err)
 		}
+		// The README's command, verbatim but detached (-d) and with the
+		// listen address of this test appended.
 		addr := stackFreeAddr(t)
-		out, err := podman.run(ctx, "run", "--rm", "-d",
-			"--network=host",
-			"--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
-			"-v", cfg+":"+imgConfigPath+":ro",
-			imgName,
-			"--config.file="+imgConfigPath, "--web.listen-address="+addr)
+		args := append([]string{"run", "-d"}, readmePodmanRun(t)[2:]...)
+		args = append(args, "--config.file="+imgConfigPath, "--web.listen-address="+addr)
+		for i, a := range args {
+			if a == "localhost/nebula_explorer_exporter:dev" {
+				args[i] = imgName
+			}
+		}
+		run := podman.command(ctx, args...)
+		run.Dir = tmp // where ./config.yml is
+		var stderr bytes.Buffer
+		run.Stderr = &stderr
+		out, err := run.Output()
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("podman %s: %v\n%s", strings.Join(args, " "), err, stderr.Bytes())
 		}
 		cid := strings.TrimSpace(string(out))
 		t.Cleanup(func() {
@@ -216,6 +336,12 @@ func TestImageBuildsAndServesMetrics(t *testing.T) {
 		}
 		if !strings.Contains(body, "nebula_explorer_jobs{") {
 			t.Errorf("/metrics has no nebula_explorer_jobs series:\n%s", imgHead(body, 40))
+		}
+		// Stamped by deploy/version-ldflags.sh, built with the Makefile's toolchain.
+		for _, label := range []string{`goversion="` + toolchain + `"`, `version="` + imgVersion + `"`, `revision="` + imgRevision + `"`} {
+			if !regexp.MustCompile(`(?m)^nebula_explorer_exporter_build_info\{.*` + regexp.QuoteMeta(label) + `.*\} 1$`).MatchString(body) {
+				t.Errorf("build_info lacks %s:\n%s", label, grepLines(body, "build_info"))
+			}
 		}
 		if landing, err := imgGet(ctx, "http://"+addr+"/"); err != nil || !strings.Contains(landing, "/metrics") {
 			t.Errorf("landing page: %v %q", err, imgHead(landing, 10))
@@ -272,6 +398,75 @@ func imgStartSimulator(t *testing.T, ctx context.Context) string {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// readmePodmanRun returns the fields of the README's `podman run` command.
+func readmePodmanRun(t *testing.T) []string {
+	t.Helper()
+	text := strings.ReplaceAll(string(readFile(t, "../README.md")), "\\\n", " ")
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 2 && f[0] == "podman" && f[1] == "run" {
+			if i := slices.Index(f, "#"); i >= 0 {
+				f = f[:i]
+			}
+			return f
+		}
+	}
+	t.Fatal("README.md has no `podman run` command")
+	return nil
+}
+
+// goMod is what `go mod edit -json` prints of go.mod.
+type goMod struct {
+	Module  struct{ Path string }
+	Require map[string]string // module path -> version
+}
+
+func goModRequires(t *testing.T) goMod {
+	t.Helper()
+	out, err := exec.Command("go", "mod", "edit", "-json", "../go.mod").Output()
+	if err != nil {
+		t.Fatalf("go mod edit -json: %v", err)
+	}
+	var raw struct {
+		Module  struct{ Path string }
+		Require []struct{ Path, Version string }
+	}
+	if err := json.Unmarshal(out, &raw); err != nil {
+		t.Fatal(err)
+	}
+	m := goMod{Module: raw.Module, Require: map[string]string{}}
+	for _, r := range raw.Require {
+		m.Require[r.Path] = r.Version
+	}
+	return m
+}
+
+// binaryDeps returns the modules Go recorded in a binary (`go version -m`).
+func binaryDeps(t *testing.T, bin string) map[string]string {
+	t.Helper()
+	out, err := exec.Command("go", "version", "-m", bin).Output()
+	if err != nil {
+		t.Fatalf("go version -m %s: %v", bin, err)
+	}
+	deps := map[string]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) >= 3 && f[0] == "dep" {
+			deps[f[1]] = f[2]
+		}
+	}
+	return deps
+}
+
+func grepLines(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func imgGet(ctx context.Context, u string) (string, error) {
