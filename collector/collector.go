@@ -15,7 +15,6 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
 )
@@ -43,7 +42,7 @@ type Options struct {
 	MaxLabelLength int // longer label values are cut (see README "Limits")
 
 	Concurrency int           // createTime windows a full sync pages at once; 1: sequential
-	MaxBackoff  time.Duration // after failed syncs, the wait before the next grows up to this
+	MaxBackoff  time.Duration // after failed syncs, the wait before the next grows up to this; 0: no backoff
 
 	// PersistenceFile keeps the synced state across restarts ("": off); it
 	// is written at most every PersistenceInterval and bound to ExplorerURL.
@@ -75,10 +74,11 @@ type Collector struct {
 	client *explorer.Client
 	opts   Options
 	logger log.Logger
-	flight singleflight.Group
-	now    func() time.Time // the exporter's clock; tests set it
+	now    func() time.Time // the exporter's clock (listings, backoff, stalls); tests set it
 
 	mu       sync.Mutex
+	running  *run // the sync under way; nil: none
+	backoff  backoff
 	state    *state      // last good sync; nil before the first
 	jobs     *exposition // the job metrics of state, shared by scrapes
 	lastFull time.Time   // when state was last rebuilt from the full history
@@ -101,25 +101,6 @@ type syncHealth struct {
 // New returns a collector; it does not contact Explorer before the first scrape.
 func New(client *explorer.Client, opts Options, logger log.Logger) *Collector {
 	return &Collector{client: client, opts: opts, logger: logger, now: time.Now}
-}
-
-// Sync brings the state up to date, or joins the sync under way, and returns
-// when it is done or ctx ends. The sync itself runs on (bounded by
-// SyncTimeout), so a slow first sync of a long history still completes and
-// serves the scrapes that come after it.
-func (c *Collector) Sync(ctx context.Context) {
-	done := c.flight.DoChan("sync", func() (any, error) {
-		c.syncOnce()
-		return nil, nil
-	})
-	select {
-	case <-done:
-	case <-ctx.Done():
-		c.mu.Lock()
-		serving := c.serving()
-		c.mu.Unlock()
-		level.Warn(c.logger).Log("msg", "scrape deadline reached before the sync finished; "+serving, "err", ctx.Err())
-	}
 }
 
 // serving says what a scrape gets while the sync fails: the last synced
@@ -145,8 +126,11 @@ func (c *Collector) timeoutHint(syncCtx context.Context, err error) string {
 	return ""
 }
 
-func (c *Collector) syncOnce() {
-	ctx, cancel := context.WithTimeout(context.Background(), c.opts.SyncTimeout)
+// syncOnce is the sync r: it runs to its end (bounded by SyncTimeout), and
+// applies its result unless r was abandoned meanwhile.
+func (c *Collector) syncOnce(ctx context.Context, r *run) {
+	defer close(r.done)
+	ctx, cancel := context.WithTimeout(ctx, c.opts.SyncTimeout)
 	defer cancel()
 	start := time.Now()
 
@@ -154,7 +138,7 @@ func (c *Collector) syncOnce() {
 	old, lastFull := c.state, c.lastFull
 	c.mu.Unlock()
 
-	y := &syncer{client: c.client, pageSize: c.opts.PageSize, overlap: c.opts.Overlap, lookback: c.opts.Lookback, nowMs: c.now().UnixMilli()}
+	y := &syncer{client: c.client, pageSize: c.opts.PageSize, overlap: c.opts.Overlap, lookback: c.opts.Lookback, nowMs: c.now().UnixMilli(), progress: r.touch}
 	full := old == nil || (c.opts.FullResyncInterval > 0 && start.Sub(lastFull) >= c.opts.FullResyncInterval)
 	var next *state
 	var err error
@@ -173,18 +157,23 @@ func (c *Collector) syncOnce() {
 	}
 	end := time.Now()
 
-	c.opts.Telemetry.observeSync(full, err == nil)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.running != r {
+		return // abandoned: counted and logged then
+	}
+	c.running = nil
+	c.opts.Telemetry.observeSync(full, err == nil)
 	c.health.ok, c.health.duration, c.health.requests = err == nil, end.Sub(start), y.requests
 	if err != nil {
-		keyvals := []any{"msg", "sync with Explorer failed; " + c.serving(), "full", full, "requests", y.requests, "err", err}
+		keyvals := []any{"full", full, "requests", y.requests}
 		if hint := c.timeoutHint(ctx, err); hint != "" {
 			keyvals = append(keyvals, "hint", hint)
 		}
-		level.Error(c.logger).Log(keyvals...)
+		c.failed(r, err, keyvals...)
 		return
 	}
+	c.succeeded()
 	level.Debug(c.logger).Log("msg", "synced with Explorer", "full", full, "requests", y.requests, "duration", end.Sub(start),
 		"workflows", len(next.workflows), "unfinished", len(next.unfinished))
 	c.health.createAheadMs = max(0, subSat(next.newest, y.nowMs))

@@ -20,8 +20,16 @@ type syncer struct {
 	client            *explorer.Client
 	pageSize          int
 	overlap, lookback time.Duration
-	nowMs             int64 // the exporter's clock when the sync started
-	requests          int   // API requests of the current sync
+	nowMs             int64  // the exporter's clock when the sync started
+	requests          int    // API requests of the current sync
+	progress          func() // called when a request completed; nil: none
+}
+
+// touch notes progress: a request completed.
+func (y *syncer) touch() {
+	if y.progress != nil {
+		y.progress()
+	}
 }
 
 // full rebuilds the state from the whole history, in one ascending pass.
@@ -97,6 +105,7 @@ func (y *syncer) incremental(ctx context.Context, s *state) error {
 func (y *syncer) refresh(ctx context.Context, s *state, id int64) error {
 	y.requests++
 	j, err := y.client.Job(ctx, id)
+	y.touch()
 	var apiErr *explorer.Error
 	if errors.As(err, &apiErr) && apiErr.IsNotFound() {
 		s.forget(id)
@@ -110,7 +119,10 @@ func (y *syncer) refresh(ctx context.Context, s *state, id int64) error {
 }
 
 func (y *syncer) each(ctx context.Context, f explorer.Filter, visit func(explorer.Job)) error {
-	n, err := y.client.EachJob(ctx, f, y.pageSize, visit)
+	n, err := y.client.EachJob(ctx, f, y.pageSize, func(j explorer.Job) {
+		y.touch() // a page arrived
+		visit(j)
+	})
 	y.requests += n
 	return err
 }
