@@ -155,7 +155,7 @@ func BenchmarkRender(b *testing.B) {
 	b.Run("sync", func(b *testing.B) {
 		defer cpuClock(b)()
 		for i := 0; i < b.N; i++ {
-			if _, err := newExposition(e.col.state).bytes(expfmt.NewFormat(expfmt.TypeTextPlain), true); err != nil {
+			if _, err := newExposition(e.col.state).bytes(context.Background(), expfmt.NewFormat(expfmt.TypeTextPlain), true); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -170,7 +170,7 @@ func BenchmarkRender(b *testing.B) {
 				r.Header.Set("Accept", "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
 				r.Header.Set("Accept-Encoding", enc)
 				w := httptest.NewRecorder()
-				e.col.serve(w, r)
+				e.col.serve(context.Background(), w, r)
 				if w.Code != 200 || !e.col.health.ok {
 					b.Fatalf("HTTP %d", w.Code)
 				}

@@ -214,7 +214,8 @@ func (c *Collector) Gatherer() prometheus.Gatherer {
 	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
 		families, err := reg.Gather()
 		if jobs != nil {
-			families = append(families, render(jobs.state)...)
+			rendered, _ := render(context.Background(), jobs.state) // never ends early
+			families = append(families, rendered...)
 		}
 		return families, err
 	})

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -23,16 +24,20 @@ const scrapeTimeoutOffset = 500 * time.Millisecond
 // with what it has, Explorer down or not, in the text or protobuf format,
 // gzipped if asked.
 func (c *Collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), c.scrapeTimeout(r))
+	timeout := c.scrapeTimeout(r)
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	c.Sync(ctx)
-	c.serve(w, r)
+	syncCtx, cancelSync := context.WithTimeout(ctx, max(timeout-scrapeTimeoutOffset, timeout/2))
+	defer cancelSync()
+	c.Sync(syncCtx)
+	c.serve(ctx, w, r)
 }
 
 // serve writes the current values in the format and compression the client
 // asks for. Only encoding can fail a scrape: a failure to gather the
-// exporter's own metrics is logged and the rest is served.
-func (c *Collector) serve(w http.ResponseWriter, r *http.Request) {
+// exporter's own metrics is logged and the rest is served. Encoding stops
+// when ctx ends (the scrape's deadline): nobody waits for the answer then.
+func (c *Collector) serve(ctx context.Context, w http.ResponseWriter, r *http.Request) {
 	jobs, reg := c.current()
 	gatherers := prometheus.Gatherers{reg}
 	if c.opts.Extra != nil {
@@ -45,10 +50,15 @@ func (c *Collector) serve(w http.ResponseWriter, r *http.Request) {
 
 	format := expfmt.NegotiateAccept(r.Header, expfmt.DefaultAcceptedFormats()...)
 	gz := acceptsGzip(r)
-	body, err := jobs.bytes(format, gz)
+	body, err := jobs.bytes(ctx, format, gz)
 	var tail []byte
 	if err == nil {
-		tail, err = encode(families, format, gz, true)
+		tail, err = encode(ctx, families, format, gz, true)
+	}
+	if ctxErr := ctx.Err(); err != nil && errors.Is(err, ctxErr) {
+		level.Error(c.logger).Log("msg", "encoding metrics ran past the scrape's deadline; nothing served", "err", err)
+		http.Error(w, "encoding metrics ran past the scrape's deadline", http.StatusServiceUnavailable)
+		return
 	}
 	if err != nil {
 		level.Error(c.logger).Log("msg", "encoding metrics", "err", err)
@@ -65,11 +75,13 @@ func (c *Collector) serve(w http.ResponseWriter, r *http.Request) {
 	w.Write(tail)
 }
 
-// scrapeTimeout is how long a scrape may wait for the sync.
+// scrapeTimeout is how long the scraper waits for the answer: its
+// X-Prometheus-Scrape-Timeout-Seconds, else sync.timeout. The sync may take
+// all of it but scrapeTimeoutOffset (or half of it, when shorter).
 func (c *Collector) scrapeTimeout(r *http.Request) time.Duration {
 	if v := r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"); v != "" {
-		if s, err := strconv.ParseFloat(v, 64); err == nil && s > 0 {
-			return max(time.Duration(s*float64(time.Second))-scrapeTimeoutOffset, scrapeTimeoutOffset)
+		if s, err := strconv.ParseFloat(v, 64); err == nil && s > 0 && s < 1e6 {
+			return time.Duration(s * float64(time.Second))
 		}
 	}
 	return c.opts.SyncTimeout

@@ -2,6 +2,11 @@ package collector
 
 import (
 	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +15,8 @@ import (
 	"time"
 
 	"github.com/go-kit/log"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
 )
@@ -109,9 +116,107 @@ func TestBogusTimesAreCountedAndNeverWrap(t *testing.T) {
 func gatherText(t *testing.T, c *Collector) string {
 	t.Helper()
 	w := httptest.NewRecorder()
-	c.serve(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	c.serve(context.Background(), w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	if w.Code != http.StatusOK {
 		t.Fatalf("HTTP %d: %s", w.Code, w.Body)
 	}
 	return w.Body.String()
+}
+
+// TestCacheKeepsAFixedNumberOfEncodings: whatever Accept headers clients
+// send (formats, versions, escaping schemes, with and without gzip), the
+// cache holds at most one copy per cached encoding, and every answer decodes
+// in the format it announces.
+func TestCacheKeepsAFixedNumberOfEncodings(t *testing.T) {
+	e := newTestEnv(t)
+	for w := range 20 {
+		e.fake.AddJob(explorer.Job{WorkflowID: fmt.Sprint(w), WorkflowName: fmt.Sprintf("workflow.%d", w),
+			Status: explorer.StatusSuccess, CreateTime: t0 + int64(w), RunBeginTime: t0 + 1000, RunEndTime: t0 + 9000})
+	}
+	e.mustSync(t)
+	const proto = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding="
+	formats := []string{"text/plain;version=0.0.4", "text/plain;version=1.0.0", "text/plain", proto + "delimited",
+		proto + "text", proto + "compact-text", "application/openmetrics-text;version=1.0.0",
+		"application/openmetrics-text;version=0.0.1", "application/openmetrics-text;version=2.0.0"}
+	escapings := []string{"", ";escaping=underscores", ";escaping=dots", ";escaping=values", ";escaping=allow-utf-8"}
+	scrape := func(accept string, gz bool) {
+		t.Helper()
+		r := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		r.Header.Set("Accept", accept)
+		if gz {
+			r.Header.Set("Accept-Encoding", "gzip")
+		}
+		w := httptest.NewRecorder()
+		e.col.ServeHTTP(w, r)
+		if w.Code != http.StatusOK {
+			t.Fatalf("Accept %q: HTTP %d", accept, w.Code)
+		}
+		body := io.Reader(w.Body)
+		if gz {
+			zr, err := gzip.NewReader(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body = zr
+		}
+		format := expfmt.ResponseFormat(w.Result().Header)
+		if format.FormatType() != expfmt.TypeTextPlain && format.FormatType() != expfmt.TypeProtoDelim {
+			return // expfmt decodes only these two
+		}
+		dec, found := expfmt.NewDecoder(body, format), false
+		for {
+			var f dto.MetricFamily
+			if err := dec.Decode(&f); err == io.EOF {
+				break
+			} else if err != nil {
+				t.Fatalf("Accept %q (gzip %v): answer in %q does not decode: %v", accept, gz, format, err)
+			}
+			found = found || f.GetName() == "nebula_explorer_jobs_created_total"
+		}
+		if !found {
+			t.Errorf("Accept %q (gzip %v): no job metrics in the answer", accept, gz)
+		}
+	}
+	for _, gz := range []bool{false, true} {
+		for _, accept := range []string{"text/plain;version=0.0.4", proto + "delimited", "application/openmetrics-text;version=1.0.0"} {
+			scrape(accept, gz)
+		}
+	}
+	bound := e.col.jobs.cachedBytes()
+	variants := 0
+	for _, f := range formats {
+		for _, esc := range escapings {
+			variants++
+			scrape(f+esc+";q=0.9,*/*;q=0.1", variants%2 == 0)
+		}
+	}
+	if variants < 40 {
+		t.Fatalf("only %d Accept variants", variants)
+	}
+	if got := e.col.jobs.cachedBytes(); got > bound {
+		t.Errorf("after %d Accept variants the cache holds %d bytes, more than the %d of the cached encodings", variants, got, bound)
+	}
+}
+
+// TestRenderingStopsAtTheDeadline: encoding stops when the scrape's deadline
+// has passed, caches nothing, and the scrape fails rather than hang on.
+func TestRenderingStopsAtTheDeadline(t *testing.T) {
+	e := newTestEnv(t)
+	addHistory(e.fake, 5, t0)
+	e.mustSync(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, format := range []expfmt.Format{expfmt.NewFormat(expfmt.TypeTextPlain), expfmt.NewFormat(expfmt.TypeProtoDelim)} {
+		if _, err := e.col.jobs.bytes(ctx, format, false); !errors.Is(err, context.Canceled) {
+			t.Errorf("%s: err = %v, want the context's", format, err)
+		}
+	}
+	if n := e.col.jobs.cachedBytes(); n != 0 {
+		t.Errorf("an aborted rendering left %d bytes in the cache", n)
+	}
+	w := httptest.NewRecorder()
+	e.col.serve(ctx, w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(e.logs.String(), "past the scrape's deadline") {
+		t.Errorf("HTTP %d, log:\n%s", w.Code, e.logs)
+	}
 }

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"context"
 	"sort"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,7 +25,6 @@ var (
 // Totals of the last good sync's state, without workflow labels: a few
 // const metrics per scrape, beside the cached job metrics.
 var workflowsDesc = desc("workflows", "Workflows whose metrics are exported now (after the workflows.include/exclude filters).")
-
 
 func desc(name, help string) *prometheus.Desc {
 	return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, nil, nil)
@@ -226,11 +226,44 @@ func oneIf(b bool) float64 {
 }
 
 // render returns the job metrics of s as metric families: the reference
-// form, for the formats other than text and for Gather.
-func render(s *state) []*dto.MetricFamily {
+// form, for the formats other than text and for Gather. It stops with ctx's
+// error when ctx ends first.
+func render(ctx context.Context, s *state) ([]*dto.MetricFamily, error) {
 	var r familyEmitter
-	walk(s, &r)
-	return r.families
+	d := &deadline{emitter: &r, ctx: ctx}
+	walk(s, d)
+	return r.families, d.err
+}
+
+// deadline passes the samples on to an emitter until ctx ends (checked at
+// the first sample and every deadlineEvery after), then drops them: walk runs to its end cheaply,
+// emitting nothing, and err says why the output is cut short.
+type deadline struct {
+	emitter
+	ctx context.Context
+	n   int
+	err error
+}
+
+const deadlineEvery = 1024
+
+func (d *deadline) live() bool {
+	if d.n++; d.err == nil && d.n%deadlineEvery == 1 {
+		d.err = d.ctx.Err()
+	}
+	return d.err == nil
+}
+
+func (d *deadline) value(f *family, k workflowKey, status string, v float64) {
+	if d.live() {
+		d.emitter.value(f, k, status, v)
+	}
+}
+
+func (d *deadline) histogram(f *family, k workflowKey, status string, h *histogram) {
+	if d.live() {
+		d.emitter.histogram(f, k, status, h)
+	}
 }
 
 type familyEmitter struct{ families []*dto.MetricFamily }

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand"
 	"testing"
@@ -32,12 +33,13 @@ func TestTextEqualsExpfmt(t *testing.T) {
 				CreateTime: id * 1000, RunBeginTime: begin, RunEndTime: end})
 		}
 		var want bytes.Buffer
-		for _, f := range render(s) {
+		families, _ := render(context.Background(), s)
+		for _, f := range families {
 			if _, err := expfmt.MetricFamilyToText(&want, f); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if got := appendText(nil, s); !bytes.Equal(got, want.Bytes()) {
+		if got, _ := appendText(context.Background(), nil, s); !bytes.Equal(got, want.Bytes()) {
 			t.Fatalf("seed %d: text differs from expfmt's:\n%s\nwant:\n%s", seed, got, want.Bytes())
 		}
 	}

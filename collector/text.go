@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"context"
 	"math"
 	"slices"
 	"strconv"
@@ -16,7 +17,9 @@ type textEmitter struct {
 	labels  map[workflowKey]string // `workflow="…",workflow_id="…"`, escaped
 }
 
-func appendText(b []byte, s *state) []byte {
+// appendText appends the text exposition of s's job metrics to b; it stops
+// with ctx's error when ctx ends first.
+func appendText(ctx context.Context, b []byte, s *state) ([]byte, error) {
 	// Size the buffer up front: at 1,000 workflows the text is ~10 MB, and
 	// growing it by doubling would copy it twice over.
 	lines, labelBytes := 0, 0
@@ -28,8 +31,9 @@ func appendText(b []byte, s *state) []byte {
 		b = slices.Grow(b, lines*(110+labelBytes/len(s.workflows)))
 	}
 	t := &textEmitter{b: b, labels: map[workflowKey]string{}}
-	walk(s, t)
-	return t.b
+	d := &deadline{emitter: t, ctx: ctx}
+	walk(s, d)
+	return t.b, d.err
 }
 
 var (
