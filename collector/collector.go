@@ -144,6 +144,7 @@ func (c *Collector) syncOnce(ctx context.Context, r *run) {
 	var err error
 	if full {
 		next = newState(c.opts.RunBuckets, c.opts.QueueBuckets)
+		next.tasks = c.carryTasks(old, start)
 		err = y.full(ctx, next)
 		if err == nil && old != nil {
 			next.keepCountersFrom(old)
@@ -151,6 +152,9 @@ func (c *Collector) syncOnce(ctx context.Context, r *run) {
 	} else {
 		next = old.clone()
 		err = y.incremental(ctx, next)
+	}
+	if err == nil && next.tasks != nil {
+		err = c.fetchTasks(ctx, y, next, full)
 	}
 	if err == nil {
 		next.raiseFloor(next.listFrom(c.opts.Overlap.Milliseconds(), c.opts.Lookback.Milliseconds(), y.nowMs))
@@ -191,6 +195,44 @@ func (c *Collector) syncOnce(ctx context.Context, r *run) {
 	if full {
 		c.lastFull = start
 	}
+}
+
+// carryTasks returns the task state a full sync starts from: nil when task
+// metrics are off; else old's (counters are never recomputed), set to count
+// the tasks only of jobs old has not handled, or, on the first sync, of jobs
+// that ended within Tasks.Backfill.
+func (c *Collector) carryTasks(old *state, now time.Time) *taskState {
+	if !c.opts.Tasks.Enabled {
+		return nil
+	}
+	if old == nil || old.tasks == nil {
+		buckets := c.opts.TaskBuckets
+		if len(buckets) == 0 {
+			buckets = c.opts.RunBuckets // the config's default
+		}
+		t := newTaskState(buckets)
+		t.since = now.Add(-c.opts.Tasks.Backfill).UnixMilli()
+		return t
+	}
+	t := old.tasks.clone()
+	t.base = old
+	return t
+}
+
+// fetchTasks fetches, within the per-sync budget, the tasks of finished jobs
+// whose listing did not carry them. A failed detail request is logged and
+// retried at a later sync; only the sync's own deadline fails the sync.
+func (c *Collector) fetchTasks(ctx context.Context, y *syncer, s *state, full bool) error {
+	if full {
+		s.tasks.keepWorkflowsOf(s)
+	}
+	err := y.fetchTasks(ctx, s, c.opts.Tasks.MaxRequestsPerSync)
+	s.tasks.since, s.tasks.base = 0, nil
+	if errors.Is(err, errTaskDetail) {
+		level.Warn(c.logger).Log("msg", "task metrics: a job's detail could not be fetched; retrying at a later sync", "err", err)
+		return nil
+	}
+	return err
 }
 
 // current returns the job metrics of the last good sync and a registry of

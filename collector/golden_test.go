@@ -2,6 +2,7 @@ package collector
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"os"
 	"path/filepath"
@@ -54,4 +55,14 @@ func lineDiff(want, got string) string {
 		}
 	}
 	return b.String()
+}
+
+// mustText is the text exposition of s's job metrics.
+func mustText(t *testing.T, s *state) []byte {
+	t.Helper()
+	b, err := appendText(context.Background(), nil, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -24,7 +24,13 @@ var (
 
 // Totals of the last good sync's state, without workflow labels: a few
 // const metrics per scrape, beside the cached job metrics.
-var workflowsDesc = desc("workflows", "Workflows whose metrics are exported now (after the workflows.include/exclude filters).")
+var (
+	workflowsDesc        = desc("workflows", "Workflows whose metrics are exported now (after the workflows.include/exclude filters).")
+	taskBacklogDesc      = desc("task_backlog_jobs", "Finished jobs whose tasks wait for their detail (GET jobs/<id>), fetched tasks.max_requests_per_sync per sync.")
+	taskInvalidTimesDesc = desc("task_invalid_times_total", "Tasks of finished jobs whose run times are not RFC 3339: counted in tasks_finished_total, not observed in task_run_duration_seconds.")
+	taskSkippedDesc      = prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "task_jobs_skipped_total"),
+		"Finished jobs whose tasks were given up: the backlog was full (backlog_full), or their detail failed three times (detail_failed).", []string{"reason"}, nil)
+)
 
 func desc(name, help string) *prometheus.Desc {
 	return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, nil, nil)
@@ -49,6 +55,8 @@ var (
 	jobsFamily          = jobFamily("jobs", "Jobs Explorer lists in each status now.", dto.MetricType_GAUGE)
 	createdFamily       = jobFamily("jobs_created_total", "Jobs created, over the whole history Explorer lists.", dto.MetricType_COUNTER)
 	finishedFamily      = jobFamily("jobs_finished_total", "Jobs that reached a terminal status (success, failed, interrupted).", dto.MetricType_COUNTER)
+	taskRunFamily       = jobFamily("task_run_duration_seconds", "Run time of the tasks of finished jobs (runEndTime - runBeginTime), in seconds, by the task's terminal status.", dto.MetricType_HISTOGRAM)
+	tasksFinishedFamily = jobFamily("tasks_finished_total", "Tasks of finished jobs that ended in each terminal status.", dto.MetricType_COUNTER)
 	lastFinishFamily    = jobFamily("workflow_last_finish_timestamp_seconds", "Latest runEndTime of the workflow's jobs in each terminal status, as a Unix timestamp in seconds.", dto.MetricType_GAUGE)
 	lastJobIDFamily     = jobFamily("workflow_last_job_id", "Id of the workflow's latest job in each terminal status (latest: greatest runEndTime, or createTime without one; ties to the greater id).", dto.MetricType_GAUGE)
 	lastJobRunFamily    = jobFamily("workflow_last_job_run_duration_seconds", "Run time of the workflow's latest terminal job (runEndTime - runBeginTime), in seconds; absent when it has none.", dto.MetricType_GAUGE)
@@ -79,11 +87,17 @@ var statusesByLabel, terminalByLabel = func() (all, terminal []status) {
 	return all, terminal
 }()
 
-// emitter receives the samples of the job metrics. status is "" for the
-// metrics without a status label.
+// series are the labels of a sample: its workflow, and its status and task
+// ("" for the metrics without that label).
+type series struct {
+	key          workflowKey
+	status, task string
+}
+
+// emitter receives the samples of the job metrics.
 type emitter interface {
-	value(f *family, k workflowKey, status string, v float64)
-	histogram(f *family, k workflowKey, status string, h *histogram)
+	value(f *family, l series, v float64)
+	histogram(f *family, l series, h *histogram)
 }
 
 // unknownSlot is the index of the unknown status in workflowRow.unfinished;
@@ -153,57 +167,68 @@ func rows(s *state) []workflowRow {
 func walk(s *state, e emitter) {
 	rs := rows(s)
 	for i := range rs {
-		e.histogram(queueFamily, rs[i].key, "", &rs[i].stats.queue)
+		e.histogram(queueFamily, series{rs[i].key, "", ""}, &rs[i].stats.queue)
 	}
 	for _, st := range terminalByLabel {
 		for i := range rs {
-			e.histogram(runFamily, rs[i].key, st.label, &rs[i].stats.run[terminalIndex(st.code)])
+			e.histogram(runFamily, series{rs[i].key, st.label, ""}, &rs[i].stats.run[terminalIndex(st.code)])
 		}
 	}
 	for _, st := range statusesByLabel {
 		for i := range rs {
 			if n, ok := rs[i].jobs(st); ok {
-				e.value(jobsFamily, rs[i].key, st.label, n)
+				e.value(jobsFamily, series{rs[i].key, st.label, ""}, n)
 			}
 		}
 	}
 	for i := range rs {
-		e.value(createdFamily, rs[i].key, "", float64(rs[i].stats.created))
+		e.value(createdFamily, series{rs[i].key, "", ""}, float64(rs[i].stats.created))
 	}
 	for _, st := range terminalByLabel {
 		for i := range rs {
-			e.value(finishedFamily, rs[i].key, st.label, float64(rs[i].stats.finished[terminalIndex(st.code)]))
+			e.value(finishedFamily, series{rs[i].key, st.label, ""}, float64(rs[i].stats.finished[terminalIndex(st.code)]))
+		}
+	}
+	tasks := s.tasks.sorted()
+	for _, st := range terminalByLabel {
+		for _, ts := range tasks {
+			e.histogram(taskRunFamily, series{ts.key, st.label, ts.name}, &ts.stats.run[terminalIndex(st.code)])
+		}
+	}
+	for _, st := range terminalByLabel {
+		for _, ts := range tasks {
+			e.value(tasksFinishedFamily, series{ts.key, st.label, ts.name}, float64(ts.stats.finished[terminalIndex(st.code)]))
 		}
 	}
 	for _, st := range terminalByLabel {
 		for i := range rs {
 			if t := rs[i].stats.lastFinishMs[terminalIndex(st.code)]; t > 0 {
-				e.value(lastFinishFamily, rs[i].key, st.label, float64(t)/1000)
+				e.value(lastFinishFamily, series{rs[i].key, st.label, ""}, float64(t)/1000)
 			}
 		}
 	}
 	for _, st := range terminalByLabel {
 		for i := range rs {
 			if l := rs[i].stats.last[terminalIndex(st.code)]; l.seen {
-				e.value(lastJobIDFamily, rs[i].key, st.label, float64(l.ref.id))
+				e.value(lastJobIDFamily, series{rs[i].key, st.label, ""}, float64(l.ref.id))
 			}
 		}
 	}
 	for i := range rs {
 		if latest := rs[i].stats.latest(); latest >= 0 && rs[i].stats.last[latest].runMs >= 0 {
-			e.value(lastJobRunFamily, rs[i].key, "", float64(rs[i].stats.last[latest].runMs)/1000)
+			e.value(lastJobRunFamily, series{rs[i].key, "", ""}, float64(rs[i].stats.last[latest].runMs)/1000)
 		}
 	}
 	for _, st := range terminalByLabel {
 		for i := range rs {
 			if latest := rs[i].stats.latest(); latest >= 0 {
-				e.value(lastJobStatusFamily, rs[i].key, st.label, oneIf(latest == terminalIndex(st.code)))
+				e.value(lastJobStatusFamily, series{rs[i].key, st.label, ""}, oneIf(latest == terminalIndex(st.code)))
 			}
 		}
 	}
 	for i := range rs {
 		if t := rs[i].oldestRunning; t > 0 {
-			e.value(oldestRunningFamily, rs[i].key, "", float64(t)/1000)
+			e.value(oldestRunningFamily, series{rs[i].key, "", ""}, float64(t)/1000)
 		}
 	}
 	for _, st := range statusesByLabel {
@@ -212,7 +237,7 @@ func walk(s *state, e emitter) {
 		}
 		for i := range rs {
 			if slot := statusSlot(st.code); rs[i].unfinished[slot] > 0 {
-				e.value(oldestCreateFamily, rs[i].key, st.label, float64(rs[i].oldestCreate[slot])/1000)
+				e.value(oldestCreateFamily, series{rs[i].key, st.label, ""}, float64(rs[i].oldestCreate[slot])/1000)
 			}
 		}
 	}
@@ -254,36 +279,41 @@ func (d *deadline) live() bool {
 	return d.err == nil
 }
 
-func (d *deadline) value(f *family, k workflowKey, status string, v float64) {
+func (d *deadline) value(f *family, l series, v float64) {
 	if d.live() {
-		d.emitter.value(f, k, status, v)
+		d.emitter.value(f, l, v)
 	}
 }
 
-func (d *deadline) histogram(f *family, k workflowKey, status string, h *histogram) {
+func (d *deadline) histogram(f *family, l series, h *histogram) {
 	if d.live() {
-		d.emitter.histogram(f, k, status, h)
+		d.emitter.histogram(f, l, h)
 	}
 }
 
 type familyEmitter struct{ families []*dto.MetricFamily }
 
-func (r *familyEmitter) metric(f *family, k workflowKey, status string) *dto.Metric {
+func (r *familyEmitter) metric(f *family, l series) *dto.Metric {
 	if n := len(r.families); n == 0 || r.families[n-1].GetName() != f.name {
 		r.families = append(r.families, &dto.MetricFamily{Name: proto.String(f.name), Help: proto.String(f.help), Type: f.typ.Enum()})
 	}
-	labels := []*dto.LabelPair{{Name: proto.String("workflow"), Value: proto.String(k.name)}, {Name: proto.String("workflow_id"), Value: proto.String(k.id)}}
-	if status != "" {
-		labels = append([]*dto.LabelPair{{Name: proto.String("status"), Value: proto.String(status)}}, labels...)
+	labels := make([]*dto.LabelPair, 0, 4) // in name order
+	if l.status != "" {
+		labels = append(labels, &dto.LabelPair{Name: proto.String("status"), Value: proto.String(l.status)})
 	}
+	if l.task != "" {
+		labels = append(labels, &dto.LabelPair{Name: proto.String("task"), Value: proto.String(l.task)})
+	}
+	labels = append(labels, &dto.LabelPair{Name: proto.String("workflow"), Value: proto.String(l.key.name)},
+		&dto.LabelPair{Name: proto.String("workflow_id"), Value: proto.String(l.key.id)})
 	m := &dto.Metric{Label: labels}
 	fam := r.families[len(r.families)-1]
 	fam.Metric = append(fam.Metric, m)
 	return m
 }
 
-func (r *familyEmitter) value(f *family, k workflowKey, status string, v float64) {
-	m := r.metric(f, k, status)
+func (r *familyEmitter) value(f *family, l series, v float64) {
+	m := r.metric(f, l)
 	if f.typ == dto.MetricType_COUNTER {
 		m.Counter = &dto.Counter{Value: proto.Float64(v)}
 	} else {
@@ -291,8 +321,8 @@ func (r *familyEmitter) value(f *family, k workflowKey, status string, v float64
 	}
 }
 
-func (r *familyEmitter) histogram(f *family, k workflowKey, status string, h *histogram) {
-	r.metric(f, k, status).Histogram = h.proto()
+func (r *familyEmitter) histogram(f *family, l series, h *histogram) {
+	r.metric(f, l).Histogram = h.proto()
 }
 
 // health is the state of the last completed sync, as metrics.
@@ -324,9 +354,18 @@ func (h health) Collect(ch chan<- prometheus.Metric) {
 type totals struct{ s *state }
 
 func (t totals) Describe(ch chan<- *prometheus.Desc) {
-	ch <- workflowsDesc
+	for _, d := range []*prometheus.Desc{workflowsDesc, taskBacklogDesc, taskInvalidTimesDesc, taskSkippedDesc} {
+		ch <- d
+	}
 }
 
 func (t totals) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(workflowsDesc, prometheus.GaugeValue, float64(len(t.s.workflows)))
+	if tasks := t.s.tasks; tasks != nil {
+		ch <- prometheus.MustNewConstMetric(taskBacklogDesc, prometheus.GaugeValue, float64(len(tasks.backlog)))
+		ch <- prometheus.MustNewConstMetric(taskInvalidTimesDesc, prometheus.CounterValue, float64(tasks.invalidTimes))
+		for reason, n := range tasks.skipped {
+			ch <- prometheus.MustNewConstMetric(taskSkippedDesc, prometheus.CounterValue, float64(n), skipReasons[reason])
+		}
+	}
 }

@@ -83,6 +83,7 @@ type state struct {
 	floor         int64 // ms; see finishedSince
 	newest        int64 // latest createTime seen, ms
 	changed       bool  // a job was added, changed or forgotten since clone
+	tasks         *taskState // nil: task metrics off
 
 	runBuckets, queueBuckets []float64
 }
@@ -110,6 +111,7 @@ func (s *state) clone() *state {
 		cw.queue = w.queue.clone()
 		c.workflows[k] = &cw
 	}
+	c.tasks = s.tasks.clone()
 	maps.Copy(c.unfinished, s.unfinished)
 	maps.Copy(c.finishedSince, s.finishedSince)
 	return c
@@ -173,6 +175,9 @@ func (s *state) observe(j explorer.Job) {
 	w.lastFinishMs[i] = max(w.lastFinishMs[i], j.RunEndTime)
 	if ref := refOf(j); !w.last[i].seen || ref.after(w.last[i].ref) {
 		w.last[i] = lastJob{seen: true, ref: ref, runMs: runMs}
+	}
+	if s.tasks != nil {
+		s.tasks.jobFinished(j, key)
 	}
 }
 

@@ -24,8 +24,13 @@ func appendText(ctx context.Context, b []byte, s *state) ([]byte, error) {
 	// growing it by doubling would copy it twice over.
 	lines, labelBytes := 0, 0
 	for k := range s.workflows {
-		lines += 16 + 3*(len(s.runBuckets)+3) + len(s.queueBuckets) + 3
+		lines += 24 + 3*(len(s.runBuckets)+3) + len(s.queueBuckets) + 3
 		labelBytes += len(k.name) + len(k.id)
+	}
+	if s.tasks != nil {
+		for _, names := range s.tasks.series {
+			lines += len(names) * 3 * (len(s.tasks.buckets) + 4)
+		}
 	}
 	if len(s.workflows) > 0 {
 		b = slices.Grow(b, lines*(110+labelBytes/len(s.workflows)))
@@ -41,53 +46,59 @@ var (
 	valueEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
 )
 
-// start writes the family's header before its first sample.
-func (t *textEmitter) start(f *family, k workflowKey, status string, suffix string) {
+// start writes the family's header before its first sample, then the
+// sample's name and labels up to the closing brace (not written).
+func (t *textEmitter) start(f *family, l series, suffix string) {
 	if t.current != f {
 		t.current = f
 		t.b = append(t.b, "# HELP "+f.name+" "+helpEscaper.Replace(f.help)+"\n# TYPE "+f.name+" "+strings.ToLower(f.typ.String())+"\n"...)
 	}
-	l, ok := t.labels[k]
+	w, ok := t.labels[l.key]
 	if !ok {
-		l = `workflow="` + valueEscaper.Replace(k.name) + `",workflow_id="` + valueEscaper.Replace(k.id) + `"`
-		t.labels[k] = l
+		w = `workflow="` + valueEscaper.Replace(l.key.name) + `",workflow_id="` + valueEscaper.Replace(l.key.id) + `"`
+		t.labels[l.key] = w
 	}
 	t.b = append(t.b, f.name...)
 	t.b = append(t.b, suffix...)
 	t.b = append(t.b, '{')
-	if status != "" {
-		t.b = append(t.b, `status="`+status+`",`...)
+	if l.status != "" {
+		t.b = append(t.b, `status="`+l.status+`",`...)
 	}
-	t.b = append(t.b, l...)
+	if l.task != "" {
+		t.b = append(t.b, `task="`...)
+		t.b = append(t.b, valueEscaper.Replace(l.task)...)
+		t.b = append(t.b, `",`...)
+	}
+	t.b = append(t.b, w...)
 }
 
-func (t *textEmitter) value(f *family, k workflowKey, status string, v float64) {
-	t.start(f, k, status, "")
+func (t *textEmitter) value(f *family, l series, v float64) {
+	t.start(f, l, "")
 	t.b = append(t.b, "} "...)
 	t.b = appendFloat(t.b, v)
 	t.b = append(t.b, '\n')
 }
 
-func (t *textEmitter) histogram(f *family, k workflowKey, status string, h *histogram) {
+func (t *textEmitter) histogram(f *family, l series, h *histogram) {
 	var acc uint64
 	for i, bound := range h.bounds {
 		acc += h.counts[i]
-		t.start(f, k, status, "_bucket")
+		t.start(f, l, "_bucket")
 		t.b = append(t.b, `,le="`...)
 		t.b = appendFloat(t.b, bound)
 		t.b = append(t.b, `"} `...)
 		t.b = appendFloat(t.b, float64(acc))
 		t.b = append(t.b, '\n')
 	}
-	t.start(f, k, status, "_bucket")
+	t.start(f, l, "_bucket")
 	t.b = append(t.b, `,le="+Inf"} `...)
 	t.b = appendFloat(t.b, float64(h.count))
 	t.b = append(t.b, '\n')
-	t.start(f, k, status, "_sum")
+	t.start(f, l, "_sum")
 	t.b = append(t.b, "} "...)
 	t.b = appendFloat(t.b, h.sum())
 	t.b = append(t.b, '\n')
-	t.start(f, k, status, "_count")
+	t.start(f, l, "_count")
 	t.b = append(t.b, "} "...)
 	t.b = appendFloat(t.b, float64(h.count))
 	t.b = append(t.b, '\n')
