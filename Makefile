@@ -32,7 +32,7 @@ VULNDB_VERSION := v0.0.0-20261105234957-e22db6528018
 VULNDB         := .build/vulndb/$(VULNDB_VERSION)
 INDEXDB        := $(TOOLS)/indexdb-$(VULNDB_VERSION)/indexdb
 
-.PHONY: all build demo test lint vet staticcheck vulncheck bench image clean
+.PHONY: all build demo test lint vet staticcheck vulncheck bench image clean check-go check-test-tools
 
 all: build
 
@@ -43,15 +43,14 @@ build:
 
 # The simulator serves a live history on 127.0.0.1:7002; the exporter reads
 # it with the sample config.yml and serves http://127.0.0.1:9064/metrics.
-# Ctrl-C stops both.
-demo: build
-	@$(BIN)/simulator --web.listen-address=127.0.0.1:7002 & sim=$$!; \
-	$(BIN)/nebula_explorer_exporter --config.file=config.yml --web.listen-address=127.0.0.1:9064 & exporter=$$!; \
-	trap 'kill $$sim $$exporter 2>/dev/null' INT TERM; \
-	sleep 1; echo; echo ">> metrics: http://127.0.0.1:9064/metrics  (Ctrl-C stops the demo)"; echo; \
-	wait
+# Ctrl-C stops both. Fails, naming it, when an address is taken; other
+# addresses: make demo DEMO_EXPLORER=127.0.0.1:7102 DEMO_LISTEN=127.0.0.1:9164
+DEMO_EXPLORER ?= 127.0.0.1:7002
+DEMO_LISTEN   ?= 127.0.0.1:9064
+demo: check-go build
+	@BIN=$(BIN) EXPLORER_ADDR=$(DEMO_EXPLORER) LISTEN_ADDR=$(DEMO_LISTEN) deploy/demo.sh
 
-test: lint vulncheck
+test: check-test-tools lint vulncheck
 	$(GO) test -race -count=1 -timeout 30m ./...
 
 lint: vet staticcheck
@@ -62,6 +61,29 @@ vet:
 
 staticcheck: $(STATICCHECK)
 	$(STATICCHECK) ./...
+
+# What the two commands need, said plainly when missing (README "Try it").
+# Any Go >= 1.21 switches to $(GOTOOLCHAIN), downloading it from the proxy.
+check-go:
+	@command -v $(GO) >/dev/null || { echo "make: Go is needed (any version >= 1.21, e.g. apt-get install golang-go, or go.dev/dl)"; exit 1; }
+	@v=$$($(GO) env GOVERSION 2>&1); [ "$$v" = "$(GOTOOLCHAIN)" ] || { \
+		echo "$$v"; echo "make: Go cannot run $(GOTOOLCHAIN): that needs Go >= 1.21 ($$(GOTOOLCHAIN=local $(GO) version)) and the Go module proxy (network)"; exit 1; }
+
+# The Debian tools only skip their tests when missing (they fail in CI).
+DEBIAN_TOOLS := prometheus:prometheus promtool:prometheus \
+	prometheus-alertmanager:prometheus-alertmanager amtool:prometheus-alertmanager \
+	yamllint:yamllint shellcheck:shellcheck podman:podman runc:runc docker-compose:docker-compose
+check-test-tools: check-go
+	@command -v git >/dev/null || { echo "make test needs git (gofmt check of the tracked files): apt-get install git"; exit 1; }
+	@command -v gcc >/dev/null || { echo "make test needs gcc for go test -race: apt-get install gcc libc6-dev"; exit 1; }
+	@echo 'int main(void){return 0;}' | gcc -x c -o /dev/null - 2>/dev/null || { echo "make test needs a working C toolchain for go test -race (gcc cannot link a C program): apt-get install libc6-dev"; exit 1; }
+	@missing=; for tp in $(DEBIAN_TOOLS); do command -v $${tp%%:*} >/dev/null || missing="$$missing $$tp"; done; \
+	if [ -n "$$missing" ]; then \
+		pkgs=$$(for tp in $$missing; do echo $${tp#*:}; done | sort -u | tr '\n' ' '); \
+		if [ -n "$$CI" ]; then what="FAIL (CI is set)"; else what="are skipped"; fi; \
+		echo "make test: missing$$(for tp in $$missing; do printf ' %s' $${tp%%:*}; done): their tests $$what. Install: apt-get install $$pkgs"; \
+		[ -z "$$CI" ]; \
+	fi
 
 # Fails on any vulnerability the code can reach (in a module or in the
 # standard library of $(GOTOOLCHAIN)), naming their IDs. Vulnerabilities only

@@ -499,10 +499,11 @@ func imgHead(s string, lines int) string {
 	return strings.Join(l, "\n")
 }
 
-func TestBuildImageScriptPassesShellcheck(t *testing.T) {
+func TestShellScriptsPassShellcheck(t *testing.T) {
 	shellcheck := needTool(t, "shellcheck")
-	if out, err := exec.Command(shellcheck, "build-image.sh").CombinedOutput(); err != nil {
-		t.Fatalf("shellcheck deploy/build-image.sh: %v\n%s", err, out)
+	scripts := []string{"build-image.sh", "demo.sh", "version-ldflags.sh", "../.ci/run"}
+	if out, err := exec.Command(shellcheck, scripts...).CombinedOutput(); err != nil {
+		t.Fatalf("shellcheck %v: %v\n%s", scripts, err, out)
 	}
 }
 
