@@ -145,6 +145,7 @@ func (c *Collector) syncOnce(ctx context.Context, r *run) {
 	if full {
 		next = newState(c.opts.RunBuckets, c.opts.QueueBuckets)
 		next.tasks = c.carryTasks(old, start)
+		next.limits = limits{maxWorkflows: c.opts.MaxWorkflows, maxLabelLength: c.opts.MaxLabelLength}
 		err = y.full(ctx, next)
 		if err == nil && old != nil {
 			next.keepCountersFrom(old)

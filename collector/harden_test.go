@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-kit/log"
 	dto "github.com/prometheus/client_model/go"
@@ -219,4 +220,77 @@ func TestRenderingStopsAtTheDeadline(t *testing.T) {
 	if w.Code != http.StatusServiceUnavailable || !strings.Contains(e.logs.String(), "past the scrape's deadline") {
 		t.Errorf("HTTP %d, log:\n%s", w.Code, e.logs)
 	}
+}
+
+// TestLabelsAreBounded: a label value longer than MaxLabelLength is cut on a
+// UTF-8 boundary and marked, and counted; the workflows beyond MaxWorkflows
+// share the overflow series, so every job is still counted once.
+func TestLabelsAreBounded(t *testing.T) {
+	e := newTestEnv(t, func(o *Options) { o.MaxLabelLength, o.MaxWorkflows = 16, 3 })
+	long := strings.Repeat("社区发现", 1<<18) // 3 MB
+	e.fake.AddJob(explorer.Job{WorkflowID: "1", WorkflowName: long, Status: explorer.StatusSuccess, CreateTime: t0})
+	for w := 2; w <= 5; w++ {
+		for i := range w {
+			e.fake.AddJob(explorer.Job{WorkflowID: fmt.Sprint(w), WorkflowName: fmt.Sprint("wf", w), Status: explorer.StatusRunning,
+				CreateTime: t0 + int64(w*100+i), RunBeginTime: t0 + 10_000})
+		}
+	}
+	e.mustSync(t)
+	got := jobMetrics(t, e.col)
+	if len(got) > 100_000 {
+		t.Fatalf("%d bytes of job metrics", len(got))
+	}
+	created := samples(t, got)
+	want := map[string]float64{
+		`nebula_explorer_jobs_created_total{workflow="社区发现…",workflow_id="1"}`:                            1,
+		`nebula_explorer_jobs_created_total{workflow="wf2",workflow_id="2"}`:                              2,
+		`nebula_explorer_jobs_created_total{workflow="wf3",workflow_id="3"}`:                              3,
+		`nebula_explorer_jobs_created_total{workflow="__overflow__",workflow_id="__overflow__"}`:          4 + 5,
+		`nebula_explorer_jobs{status="running",workflow="__overflow__",workflow_id="__overflow__"}`:       4 + 5,
+		`nebula_explorer_workflow_oldest_running_start_timestamp_seconds{workflow="wf3",workflow_id="3"}`: float64(t0+10_000) / 1000,
+	}
+	for series, v := range want {
+		if created[series] != v {
+			t.Errorf("%s = %g, want %g", series, created[series], v)
+		}
+	}
+	if n := strings.Count(got, "# TYPE nebula_explorer_jobs_created_total"); n != 1 || strings.Count(got, "nebula_explorer_jobs_created_total{") != 4 {
+		t.Errorf("want 3 workflows and the overflow:\n%s", grepLines(got, "nebula_explorer_jobs_created_total{"))
+	}
+	if v, _ := scrapeValue(t, e.col, "nebula_explorer_workflows_label_truncated"); v != 1 {
+		t.Errorf("workflows_label_truncated = %g, want 1", v)
+	}
+	// Later syncs keep every job where the first put it.
+	e.fake.AddJob(explorer.Job{WorkflowID: "6", WorkflowName: "wf6", Status: explorer.StatusSuccess, CreateTime: t0 + 5000})
+	e.fake.AddJob(explorer.Job{WorkflowID: "2", WorkflowName: "wf2", Status: explorer.StatusSuccess, CreateTime: t0 + 5001})
+	e.mustSync(t)
+	if got, want := jobMetrics(t, e.col), e.fresh(t); got != want {
+		t.Errorf("values differ from a fresh exporter's:\n%s", diffSamples(t, got, want))
+	}
+}
+
+func TestCutLabel(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"bfs", 16, "bfs"}, {"bfs", 0, "bfs"}, {"abcdefgh", 8, "abcdefgh"}, {"abcdefghi", 8, "abcde…"},
+		{"社区发现", 8, "社…"}, {"社区发现", 9, "社区…"}, {"abcdef", 2, ""}, {"abcdef", 3, "…"},
+	} {
+		got, cut := cutLabel(tc.in, tc.n)
+		if got != tc.want || cut != (got != tc.in) || (tc.n > 0 && len(got) > tc.n) || !utf8.ValidString(got) {
+			t.Errorf("cutLabel(%q, %d) = %q, %v; want %q", tc.in, tc.n, got, cut, tc.want)
+		}
+	}
+}
+
+func grepLines(text, substr string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -3,6 +3,7 @@ package collector
 import (
 	"maps"
 	"math"
+	"unicode/utf8"
 
 	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
 )
@@ -26,6 +27,7 @@ type workflowStats struct {
 	queue        histogram
 	lastFinishMs [3]int64 // latest runEndTime per terminal status; 0: none
 	last         [3]lastJob
+	cut          bool // its workflow or workflow_id label was cut to limits.maxLabelLength
 }
 
 // jobRef places a terminal job in the order that decides the "latest" job of
@@ -80,12 +82,54 @@ type state struct {
 	// createTime): listings start at floor or later, and a job they show again
 	// must not be counted twice.
 	finishedSince map[int64]int64
-	floor         int64 // ms; see finishedSince
-	newest        int64 // latest createTime seen, ms
-	changed       bool  // a job was added, changed or forgotten since clone
+	floor         int64      // ms; see finishedSince
+	newest        int64      // latest createTime seen, ms
+	changed       bool       // a job was added, changed or forgotten since clone
 	tasks         *taskState // nil: task metrics off
 
 	runBuckets, queueBuckets []float64
+	limits                   limits
+}
+
+// limits bound what Explorer's data can cost in series and bytes (README
+// "Security and limits"); zero values: no bound.
+type limits struct {
+	maxWorkflows   int // workflows with their own series; the others share overflowKey's
+	maxLabelLength int // bytes of a label value; longer ones are cut and end in cutMarker
+}
+
+// overflowKey holds the jobs of the workflows beyond limits.maxWorkflows.
+var overflowKey = workflowKey{id: "__overflow__", name: "__overflow__"}
+
+// cutMarker ends a label value cut to limits.maxLabelLength.
+const cutMarker = "…"
+
+// key is the series key of j's workflow within the limits, and whether a
+// label value was cut.
+func (s *state) key(j explorer.Job) (workflowKey, bool) {
+	id, cutID := cutLabel(j.WorkflowID, s.limits.maxLabelLength)
+	name, cutName := cutLabel(j.WorkflowName, s.limits.maxLabelLength)
+	k := workflowKey{id, name}
+	if _, ok := s.workflows[k]; ok || s.limits.maxWorkflows <= 0 || len(s.workflows) < s.limits.maxWorkflows {
+		return k, cutID || cutName
+	}
+	return overflowKey, false
+}
+
+// cutLabel cuts v to at most n bytes (n > 0), on a UTF-8 boundary, ending
+// in cutMarker, and says whether it did.
+func cutLabel(v string, n int) (string, bool) {
+	if n <= 0 || len(v) <= n {
+		return v, false
+	}
+	keep := max(n-len(cutMarker), 0)
+	for keep > 0 && !utf8.RuneStart(v[keep]) {
+		keep--
+	}
+	if n < len(cutMarker) {
+		return v[:keep], true
+	}
+	return v[:keep] + cutMarker, true
 }
 
 func newState(runBuckets, queueBuckets []float64) *state {
@@ -102,7 +146,7 @@ func newState(runBuckets, queueBuckets []float64) *state {
 // the state scrapes are served from.
 func (s *state) clone() *state {
 	c := newState(s.runBuckets, s.queueBuckets)
-	c.floor, c.newest = s.floor, s.newest
+	c.floor, c.newest, c.limits = s.floor, s.newest, s.limits
 	for k, w := range s.workflows {
 		cw := *w
 		for i := range cw.run {
@@ -132,7 +176,7 @@ func (s *state) stats(k workflowKey) *workflowStats {
 // observe folds in a job as the API shows it now. It is idempotent: showing
 // the same job again, in the same or a later state, counts it once.
 func (s *state) observe(j explorer.Job) {
-	key := workflowKey{j.WorkflowID, j.WorkflowName}
+	key, cut := s.key(j)
 	u, known := s.unfinished[j.ID]
 	_, counted := s.finishedSince[j.ID]
 	switch {
@@ -146,6 +190,7 @@ func (s *state) observe(j explorer.Job) {
 		s.newest = max(s.newest, j.CreateTime)
 	}
 	w := s.stats(key)
+	w.cut = w.cut || cut
 	if !known {
 		w.created++
 	}
