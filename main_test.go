@@ -341,6 +341,20 @@ func TestReload(t *testing.T) {
 			t.Errorf("after a refused reload:\n%s", body)
 		}
 	})
+	t.Run("a file of nested YAML merges is refused at once, and the lock is free again", func(t *testing.T) {
+		bomb, err := os.ReadFile("internal/config/testdata/bad-merge-bomb-tls.yml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(configFile, bomb, 0o600)
+		// post has no timeout of its own: a hang fails by the test's timeout.
+		if code, msg := post(); code != http.StatusInternalServerError || !strings.Contains(msg, "excessive aliasing") {
+			t.Errorf("HTTP %d: %s", code, msg)
+		}
+		if code, msg := post(); code != http.StatusInternalServerError {
+			t.Errorf("a second reload: HTTP %d: %s", code, msg)
+		}
+	})
 	t.Run("the reload metrics follow each outcome", func(t *testing.T) {
 		// The last reload was refused (above).
 		_, body := e.get(t, "/metrics")

@@ -172,15 +172,44 @@ func durationBuckets() []float64 {
 // in it (password_file, tls_config's files) are taken relative to the
 // file's directory. Errors start with path.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, pathErrCause(err))
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	cfg, err := parse(data, filepath.Dir(path))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return cfg, nil
+}
+
+// MaxFileSize bounds the configuration file: a real one is a few KiB, and
+// a reload must not read a disk image by mistake.
+const MaxFileSize = 1 << 20
+
+// readFile reads a regular file of at most MaxFileSize bytes.
+func readFile(path string) ([]byte, error) {
+	// Stat first: reading a FIFO would block, and a reload with it.
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, pathErrCause(err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, pathErrCause(err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, pathErrCause(err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("larger than %d MiB: not a configuration file", MaxFileSize>>20)
+	}
+	return data, nil
 }
 
 // Parse parses and validates one YAML document. Unknown keys are rejected at

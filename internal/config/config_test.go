@@ -133,6 +133,9 @@ func TestLoadBadFiles(t *testing.T) {
 		{"bad-multi-doc.yml", "line 5: a second YAML document starts here; the file must hold exactly one"},
 		{"bad-syntax.yml", "line 2: invalid YAML: found a tab character that violates indentation"},
 		{"bad-merge-loop.yml", "line 1: explorer: a merge (<<) includes the mapping it is in"},
+		// "Billion laughs": merges of merges name one mapping 9^8 times.
+		{"bad-merge-bomb.yml", `line 3: unknown key "nope" in explorer`},
+		{"bad-merge-bomb-tls.yml", "line 6: explorer.tls_config: document contains excessive aliasing"},
 		{"bad-url-scheme.yml", `explorer.url: scheme must be http or https, got "ftp"`},
 		{"bad-url-credentials.yml", "explorer.url: must not hold a user or password (use explorer.username and explorer.password)"},
 		{"bad-url-query.yml", "explorer.url: must not have a query (?...)"},
@@ -202,6 +205,74 @@ func TestEveryTestdataFileIsTested(t *testing.T) {
 		if !strings.Contains(string(src), `"`+filepath.Base(f)+`"`) {
 			t.Errorf("%s is in no table", f)
 		}
+	}
+}
+
+// TestHostileFilesAnswerAtOnce: a few hundred bytes of aliases and merges
+// once took minutes to report (and a reload held its lock meanwhile). The
+// bound is generous: the answer takes about a millisecond.
+func TestHostileFilesAnswerAtOnce(t *testing.T) {
+	for _, file := range []string{"bad-merge-bomb.yml", "bad-merge-bomb-tls.yml", "bad-merge-loop.yml"} {
+		t.Run(file, func(t *testing.T) {
+			done := make(chan error, 1)
+			go func() {
+				_, err := Load(filepath.Join("testdata", file))
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err == nil || len(err.Error()) > 1000 {
+					t.Errorf("want a short error, got %d bytes: %.1000v", len(fmt.Sprint(err)), err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no answer within 10 s")
+			}
+		})
+	}
+}
+
+func TestIssuesAreListedOnceAndBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("explorer:\n  url: http://h:7002\n  username: root\n  password: hunter2\n  tls_config: &t {nope: 1}\n")
+	// The same mistake merged many times is said once...
+	b.WriteString("sync: {<<: [&s {timeot: 1m}, *s, *s, *s]}\n")
+	// ...and a hundred different ones are cut at maxIssues.
+	b.WriteString("limits:\n")
+	for i := range 100 {
+		fmt.Fprintf(&b, "  key%d: 1\n", i)
+	}
+	_, err := Parse([]byte(b.String()))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	msg := err.Error()
+	if n := strings.Count(msg, `unknown key "timeot" in sync`); n != 1 {
+		t.Errorf("the merged mistake is listed %d times:\n%s", n, msg)
+	}
+	if n := strings.Count(msg, "; "); n != maxIssues {
+		t.Errorf("%d issues listed, want %d and a count:\n%s", n+1, maxIssues, msg)
+	}
+	if !strings.HasSuffix(msg, "; and 82 more problems") {
+		t.Errorf("no count of the problems left out:\n%s", msg)
+	}
+}
+
+func TestFileSizeIsCapped(t *testing.T) {
+	dir := t.TempDir()
+	good := "explorer: {url: 'http://h:7002', username: root, password: hunter2}\n"
+	pad := func(n int) string { return good + strings.Repeat("#", n-len(good)-1) + "\n" }
+	at := filepath.Join(dir, "at-cap.yml")
+	over := filepath.Join(dir, "over-cap.yml")
+	os.WriteFile(at, []byte(pad(MaxFileSize)), 0o600)
+	os.WriteFile(over, []byte(pad(MaxFileSize+1)), 0o600)
+	if _, err := Load(at); err != nil {
+		t.Errorf("a file of exactly 1 MiB: %v", err)
+	}
+	if _, err := Load(over); err == nil || err.Error() != over+": larger than 1 MiB: not a configuration file" {
+		t.Errorf("a file over 1 MiB: got %v", err)
+	}
+	if _, err := Load(dir); err == nil || err.Error() != dir+": not a regular file" {
+		t.Errorf("a directory: got %v", err)
 	}
 }
 

@@ -34,14 +34,20 @@ func syntaxError(err error) error {
 	return errors.New("invalid YAML: " + s)
 }
 
+// maxIssues bounds the problems one error lists, whatever the file holds.
+const maxIssues = 20
+
 // decodeError describes why the strict decode of doc failed.
 func decodeError(doc *yaml.Node, err error) error {
-	w := walker{active: map[*yaml.Node]bool{}}
+	w := walker{active: map[*yaml.Node]bool{}, walked: map[walkKey]bool{}, reported: map[string]bool{}}
 	if len(doc.Content) == 1 {
-		w.mapping(doc.Content[0], reflect.TypeFor[Config](), "")
+		w.mapping(doc.Content[0], reflect.TypeFor[Config](), "", false)
 	}
 	if len(w.issues) == 0 {
 		w.issues = []string{cleanYAML(err)} // a case the walk does not foresee
+	}
+	if len(w.issues) > maxIssues {
+		w.issues = append(w.issues[:maxIssues], fmt.Sprintf("and %d more problems", len(w.issues)-maxIssues))
 	}
 	return errors.New(strings.Join(w.issues, "; "))
 }
@@ -56,9 +62,20 @@ func cleanYAML(err error) string {
 	return strings.ReplaceAll(s, "\n  ", "; ")
 }
 
+// The walker visits each mapping once per dotted path, and says each
+// problem once: aliases and merges can name one mapping many times over (a
+// "billion laughs" of a few hundred bytes), which must cost no more to walk
+// than the file is long.
 type walker struct {
-	issues []string
-	active map[*yaml.Node]bool // mappings being walked, against merge loops
+	issues   []string
+	active   map[*yaml.Node]bool // mappings being walked, against merge loops
+	walked   map[walkKey]bool    // mappings already walked at a path
+	reported map[string]bool     // issues already listed
+}
+
+type walkKey struct {
+	n    *yaml.Node
+	path string
 }
 
 func (w *walker) addf(n *yaml.Node, path, format string, args ...any) {
@@ -66,11 +83,24 @@ func (w *walker) addf(n *yaml.Node, path, format string, args ...any) {
 	if path != "" {
 		msg = path + ": " + msg
 	}
-	w.issues = append(w.issues, fmt.Sprintf("line %d: %s", n.Line, msg))
+	msg = fmt.Sprintf("line %d: %s", n.Line, msg)
+	if !w.reported[msg] {
+		w.reported[msg] = true
+		w.issues = append(w.issues, msg)
+	}
 }
 
-// mapping walks n, which is to decode into the struct type t.
-func (w *walker) mapping(n *yaml.Node, t reflect.Type, path string) {
+// checksItself says whether *t has its own UnmarshalYAML, which may refuse
+// what the walk accepts (TLSConfig wants ca or ca_file, not both).
+func checksItself(t reflect.Type) bool {
+	type obsoleteUnmarshaler interface{ UnmarshalYAML(func(any) error) error }
+	p := reflect.PointerTo(t)
+	return p.Implements(reflect.TypeFor[yaml.Unmarshaler]()) || p.Implements(reflect.TypeFor[obsoleteUnmarshaler]())
+}
+
+// mapping walks n, which is to decode into the struct type t; merged says
+// that n is merged into the mapping at path rather than its value.
+func (w *walker) mapping(n *yaml.Node, t reflect.Type, path string, merged bool) {
 	n = resolve(n)
 	if isNull(n) {
 		return
@@ -87,6 +117,11 @@ func (w *walker) mapping(n *yaml.Node, t reflect.Type, path string) {
 		w.addf(n, path, "a merge (<<) includes the mapping it is in")
 		return
 	}
+	key := walkKey{n, path}
+	if w.walked[key] {
+		return // its problems are listed already
+	}
+	w.walked[key] = true
 	w.active[n] = true
 	defer delete(w.active, n)
 
@@ -118,14 +153,15 @@ func (w *walker) mapping(n *yaml.Node, t reflect.Type, path string) {
 			sub = path + "." + k.Value
 		}
 		if f.Type.Kind() == reflect.Struct {
-			w.mapping(v, f.Type, sub)
+			w.mapping(v, f.Type, sub, false)
 		} else {
 			w.leaf(v, f.Type, sub)
 		}
 	}
-	if len(w.issues) == before {
-		// The type's own UnmarshalYAML may refuse what it got (TLSConfig
-		// checks that ca and ca_file are not both set, for instance).
+	if len(w.issues) == before && !merged && checksItself(t) {
+		// The type's own UnmarshalYAML may refuse what it got. Asked once
+		// per path, of the mapping with the merges in it, whose decode
+		// yaml.v3 bounds (it refuses excessive aliasing).
 		if err := n.Decode(reflect.New(t).Interface()); err != nil {
 			w.addf(n, path, "%s", cleanYAML(err))
 		}
@@ -149,7 +185,7 @@ func (w *walker) merge(v *yaml.Node, t reflect.Type, path string) {
 				w.addf(m, path, "a merge (<<) must name mappings, got %s", describe(m, true))
 				continue
 			}
-			w.mapping(m, t, path)
+			w.mapping(m, t, path, true)
 		}
 		return
 	}
@@ -157,7 +193,7 @@ func (w *walker) merge(v *yaml.Node, t reflect.Type, path string) {
 		w.addf(v, path, "a merge (<<) must name a mapping, got %s", describe(v, true))
 		return
 	}
-	w.mapping(v, t, path)
+	w.mapping(v, t, path, true)
 }
 
 var (
