@@ -146,6 +146,9 @@ func (c *Collector) syncOnce(ctx context.Context, r *run) {
 		next = newState(c.opts.RunBuckets, c.opts.QueueBuckets)
 		next.tasks = c.carryTasks(old, start)
 		next.limits = limits{maxWorkflows: c.opts.MaxWorkflows, maxLabelLength: c.opts.MaxLabelLength}
+		if next.tasks != nil {
+			next.tasks.maxLabelLength = c.opts.MaxLabelLength
+		}
 		err = y.full(ctx, next)
 		if err == nil && old != nil {
 			next.keepCountersFrom(old)

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer/explorertest"
 )
 
 // scrapeValue is the value of one sample of the collector's full exposition
@@ -266,6 +267,18 @@ func TestLabelsAreBounded(t *testing.T) {
 	e.mustSync(t)
 	if got, want := jobMetrics(t, e.col), e.fresh(t); got != want {
 		t.Errorf("values differ from a fresh exporter's:\n%s", diffSamples(t, got, want))
+	}
+}
+
+func TestTaskNamesAreBounded(t *testing.T) {
+	e := newTestEnv(t, withTasks(10), func(o *Options) { o.MaxLabelLength = 16 })
+	e.fake.SetQuirks(explorertest.Quirks{TasksInListing: true})
+	e.fake.AddJob(explorer.Job{WorkflowID: "1", WorkflowName: "bfs", Status: explorer.StatusSuccess, CreateTime: t0, RunBeginTime: t0, RunEndTime: t0 + 5000,
+		Tasks: []explorer.Task{{ID: "1", Name: strings.Repeat("PageRank", 1<<17), Status: explorer.StatusSuccess, RunBeginTime: taskTime(t0), RunEndTime: taskTime(t0 + 1000)}}})
+	e.mustSync(t)
+	got := jobMetrics(t, e.col)
+	if series := `nebula_explorer_tasks_finished_total{status="success",task="PageRankPageR…",workflow="bfs",workflow_id="1"} 1`; !strings.Contains(got, series) || len(got) > 100_000 {
+		t.Errorf("no %s in %d bytes:\n%s", series, len(got), grepLines(got, "tasks_finished_total{"))
 	}
 }
 

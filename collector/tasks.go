@@ -64,6 +64,8 @@ type taskState struct {
 	// handled yet.
 	since int64
 	base  *state
+
+	maxLabelLength int // task names are cut like workflow names (see cutLabel)
 }
 
 func newTaskState(buckets []float64) *taskState {
@@ -143,7 +145,7 @@ func (t *taskState) stats(key workflowKey, name string) *taskStats {
 		names = map[string]*taskStats{}
 		t.series[key] = names
 	}
-	name = cmp.Or(name, unnamedTask)
+	name, _ = cutLabel(cmp.Or(name, unnamedTask), t.maxLabelLength)
 	if _, ok := names[name]; !ok && len(names) >= maxTaskNames {
 		name = otherTask
 	}
