@@ -137,7 +137,7 @@ func TestLoadBadFiles(t *testing.T) {
 		{"bad-merge-bomb.yml", `line 3: unknown key "nope" in explorer`},
 		{"bad-merge-bomb-tls.yml", "line 6: explorer.tls_config: document contains excessive aliasing"},
 		{"bad-url-scheme.yml", `explorer.url: scheme must be http or https, got "ftp"`},
-		{"bad-url-credentials.yml", "explorer.url: must not hold a user or password (use explorer.username and explorer.password)"},
+		{"bad-url-credentials.yml", "explorer.url: must not hold a user or password, nor any @ (use explorer.username and explorer.password)"},
 		{"bad-url-query.yml", "explorer.url: must not have a query (?...)"},
 		{"bad-url-no-scheme.yml", "explorer.url: must start with http:// or https://"},
 		{"bad-url-port.yml", "explorer.url: port must be between 1 and 65535, got 70000"},
@@ -426,6 +426,37 @@ func TestURLIsNormalised(t *testing.T) {
 		_, err := Parse([]byte(fmt.Sprintf("explorer: {url: %q, username: root, password: nebula}", in)))
 		if err == nil || err.Error() != want {
 			t.Errorf("%s: got %v, want %s", in, err, want)
+		}
+	}
+}
+
+// TestURLErrorsShowNoPassword: whatever the shape of a password in the
+// URL, no part of it is quoted back.
+func TestURLErrorsShowNoPassword(t *testing.T) {
+	const pw = "Pa:5/%zz w0rd#?"
+	for _, url := range []string{
+		"http://root:Pa:5/%zz w0rd#?@127.0.0.1:7002",
+		"http://root:Pa:5@127.0.0.1:7002",
+		"http://root:%zz@127.0.0.1:7002",
+		"http://root:Pa/5@127.0.0.1:7002",
+		"http://root:w0rd#?@127.0.0.1:7002",
+		"https://Pa:5@[::1:7002",
+		"http://root:Pa 5@127.0.0.1:7002/",
+		"http://Pa:5%zz@127.0.0.1:7002/",
+	} {
+		_, err := Parse(fmt.Appendf(nil, "explorer: {url: %q, username: root, password: nebula}", url))
+		if err == nil {
+			t.Errorf("%s: accepted", url)
+			continue
+		}
+		msg := err.Error()
+		if msg != "explorer.url: "+noCredentials {
+			t.Errorf("%s: %s", url, msg)
+		}
+		for i := 0; i+3 <= len(pw); i++ {
+			if part := pw[i : i+3]; strings.Contains(msg, part) {
+				t.Errorf("%s: the error shows %q: %s", url, part, msg)
+			}
 		}
 	}
 }

@@ -82,6 +82,8 @@ func (e *Explorer) validate(p *problems) {
 	checkTLS(p, &e.TLSConfig)
 }
 
+const noCredentials = "must not hold a user or password, nor any @ (use explorer.username and explorer.password)"
+
 // checkURL returns the URL without its trailing slashes, or what is wrong
 // with it. It never quotes the whole URL, which may hold a password.
 func checkURL(raw string) (string, string) {
@@ -90,6 +92,12 @@ func checkURL(raw string) (string, string) {
 	}
 	if !strings.Contains(raw, "://") {
 		return "", "must start with http:// or https://"
+	}
+	// Before parsing: url.Parse's errors quote the part they choke on, and
+	// in "http://user:pa/ss@host" or "http://user:%zz@host" that is the
+	// password. An @ anywhere is taken for credentials.
+	if strings.Contains(raw, "@") {
+		return "", noCredentials
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -105,7 +113,7 @@ func checkURL(raw string) (string, string) {
 	case u.Scheme != "http" && u.Scheme != "https":
 		return "", fmt.Sprintf("scheme must be http or https, got %q", u.Scheme)
 	case u.User != nil:
-		return "", "must not hold a user or password (use explorer.username and explorer.password)"
+		return "", noCredentials
 	case u.Hostname() == "":
 		return "", "must name a host"
 	case u.RawQuery != "" || u.ForceQuery:
