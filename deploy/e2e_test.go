@@ -13,9 +13,11 @@ import (
 // Alertmanager fed by the exporter watching the simulator (see
 // stack_test.go): the target is up, every recording rule returns data, every
 // rule then evaluates with health ok, the failing workflow drives
-// NebulaExplorerJobFailed to firing and Alertmanager delivers it through the
-// route for its severity.
+// NebulaExplorerJobFailed to firing, one alert per failed job, and
+// Alertmanager delivers each new failure through the route for its severity
+// within the group interval, while the previous failure's alert still fires.
 func TestEndToEndAlerting(t *testing.T) {
+	t.Parallel()
 	s := startStack(t)
 	deadline := time.Now().Add(stackStartDeadline)
 
@@ -127,7 +129,7 @@ func TestEndToEndAlerting(t *testing.T) {
 			for _, a := range data.Alerts {
 				seen = append(seen, fmt.Sprintf("%s{workflow=%q,status=%q}:%s", a.Labels["alertname"], a.Labels["workflow"], a.Labels["status"], a.State))
 				if a.Labels["alertname"] == "NebulaExplorerJobFailed" && a.Labels["workflow"] == s.FailWorkflow &&
-					a.Labels["status"] == "failed" && a.Labels["severity"] == "warning" && a.State == "firing" {
+					a.Labels["status"] == "failed" && a.Labels["severity"] == "critical" && a.Labels["job_id"] != "" && a.State == "firing" {
 					return true, ""
 				}
 			}
@@ -135,22 +137,38 @@ func TestEndToEndAlerting(t *testing.T) {
 		})
 	})
 
-	t.Run("Alertmanager delivers it on the warning route", func(t *testing.T) {
-		// alertmanager.yml routes severity="warning" to the receiver team-email
-		// (a webhook to this test in the test's copy).
-		s.eventually(t, deadline, "the webhook receives NebulaExplorerJobFailed for "+s.FailWorkflow, func() (bool, string) {
-			var seen []string
-			for _, n := range s.Webhook.Notifications() {
-				for _, a := range n.Alerts {
-					seen = append(seen, fmt.Sprintf("%s:%s{workflow=%q}:%s", n.Receiver, a.Labels["alertname"], a.Labels["workflow"], a.Status))
-					if n.Receiver == "team-email" && a.Status == "firing" &&
-						a.Labels["alertname"] == "NebulaExplorerJobFailed" && a.Labels["workflow"] == s.FailWorkflow &&
-						a.Annotations["runbook_url"] != "" && n.GroupLabels["workflow"] == s.FailWorkflow {
-						return true, ""
-					}
+	// alertmanager.yml routes severity="critical" to the receiver pager (a
+	// webhook to this test in the test's copy), grouped by alertname,
+	// explorer and workflow.
+	jobIDs := func() (ids []string, seen []string) {
+		for _, n := range s.Webhook.Notifications() {
+			for _, a := range n.Alerts {
+				seen = append(seen, fmt.Sprintf("%s:%s{workflow=%q,job_id=%q}:%s", n.Receiver, a.Labels["alertname"], a.Labels["workflow"], a.Labels["job_id"], a.Status))
+				if n.Receiver == "pager" && a.Status == "firing" &&
+					a.Labels["alertname"] == "NebulaExplorerJobFailed" && a.Labels["workflow"] == s.FailWorkflow &&
+					a.Annotations["runbook_url"] != "" && n.GroupLabels["workflow"] == s.FailWorkflow &&
+					n.GroupLabels["explorer"] == a.Labels["explorer"] && a.Labels["explorer"] != "" &&
+					!slices.Contains(ids, a.Labels["job_id"]) {
+					ids = append(ids, a.Labels["job_id"])
 				}
 			}
-			return false, fmt.Sprintf("notifications so far: %v", seen)
+		}
+		return ids, seen
+	}
+	t.Run("Alertmanager delivers it on the critical route", func(t *testing.T) {
+		s.eventually(t, deadline, "the webhook receives NebulaExplorerJobFailed for "+s.FailWorkflow, func() (bool, string) {
+			ids, seen := jobIDs()
+			return len(ids) > 0, fmt.Sprintf("notifications so far: %v", seen)
+		})
+	})
+
+	t.Run("a new failure while NebulaExplorerJobFailed fires is notified within the group interval", func(t *testing.T) {
+		// The test's Alertmanager keeps the shipped repeat_interval (hours):
+		// a second notification within minutes comes from the new alert of
+		// the next failed job (its own job_id) in the firing group.
+		s.eventually(t, time.Now().Add(3*time.Minute), "the webhook receives a second failed job of "+s.FailWorkflow, func() (bool, string) {
+			ids, seen := jobIDs()
+			return len(ids) > 1, fmt.Sprintf("job ids %q; notifications so far: %v", ids, seen)
 		})
 	})
 
@@ -161,7 +179,7 @@ func TestEndToEndAlerting(t *testing.T) {
 		}
 		for _, a := range data.Alerts {
 			switch a.Labels["alertname"] {
-			case "NebulaExplorerExporterDown", "NebulaExplorerDown", "NebulaExplorerSyncStale":
+			case "NebulaExplorerExporterDown", "NebulaExplorerDown", "NebulaExplorerAPIErrors":
 				t.Errorf("%s is %s: %v", a.Labels["alertname"], a.State, a.Labels)
 			}
 		}

@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// contractMetrics are the exporter's metric names (../shared/CONTRACT.md),
+// contractMetrics are the exporter's metric names (README, "Metrics"),
 // each with whether its series carry job-level labels only (false) or also
 // the workflow label (true). Dashboards may use nothing else, except
 // Prometheus's own "up".
@@ -618,6 +618,7 @@ func grafanaRegexEscape(s string) string {
 // would pick them: all workflows, then one workflow. Each must return data,
 // so that no panel shows "No data" on the demo.
 func TestDashboardQueriesReturnData(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts Prometheus, the exporter and the simulator")
 	}

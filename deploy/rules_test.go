@@ -30,12 +30,14 @@ var rulesTestFiles = []string{"prometheus/rules.test.yml", "prometheus/rules_day
 // rulesFile is a Prometheus rule file.
 type rulesFile struct {
 	Groups []struct {
-		Name  string `yaml:"name"`
-		Rules []struct {
-			Record      string            `yaml:"record"`
-			Alert       string            `yaml:"alert"`
-			Expr        string            `yaml:"expr"`
-			For         string            `yaml:"for"`
+		Name     string `yaml:"name"`
+		Interval string `yaml:"interval"`
+		Rules    []struct {
+			Record        string            `yaml:"record"`
+			Alert         string            `yaml:"alert"`
+			Expr          string            `yaml:"expr"`
+			For           string            `yaml:"for"`
+			KeepFiringFor string            `yaml:"keep_firing_for"`
 			Labels      map[string]string `yaml:"labels"`
 			Annotations map[string]string `yaml:"annotations"`
 		} `yaml:"rules"`
@@ -51,9 +53,13 @@ func rulesLoad(t *testing.T, path string) rulesFile {
 
 // rulesRun runs a tool from deploy/ and fails the test with its output when
 // it fails.
+// tool is a program name on PATH or a path.
 func rulesRun(t *testing.T, tool string, args ...string) string {
 	t.Helper()
-	bin := needTool(t, tool)
+	bin := tool
+	if !filepath.IsAbs(tool) {
+		bin = needTool(t, tool)
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
@@ -68,20 +74,37 @@ func rulesRun(t *testing.T, tool string, args ...string) string {
 // deploy/, and checks what the tools do not: every alert is documented,
 // labelled and unit-tested both ways.
 func TestMonitoringConfigs(t *testing.T) {
-	t.Run("promtool check config accepts prometheus.yml", func(t *testing.T) {
-		rulesRun(t, "promtool", "check", "config", prometheusYML)
-	})
-
-	t.Run("promtool check rules accepts the rule files", func(t *testing.T) {
-		rulesRun(t, "promtool", append([]string{"check", "rules"}, ruleFiles(t)...)...)
-	})
-
-	t.Run("promtool test rules passes the unit tests", func(t *testing.T) {
-		rulesRun(t, "promtool", append([]string{"test", "rules"}, rulesTestFiles...)...)
-	})
+	// The rules run on Prometheus 3 (built by prometheus3.sh) and stay
+	// compatible with Debian's Prometheus 2.42.
+	for _, p := range []struct{ name, promtool string }{
+		{"Prometheus 3", needPrometheus3(t, "promtool")},
+		{"Prometheus 2.42 (Debian)", needTool(t, "promtool")},
+	} {
+		t.Run(p.name+": promtool check config accepts prometheus.yml", func(t *testing.T) {
+			rulesRun(t, p.promtool, "check", "config", prometheusYML)
+		})
+		t.Run(p.name+": promtool check rules accepts the rule files", func(t *testing.T) {
+			rulesRun(t, p.promtool, append([]string{"check", "rules"}, ruleFiles(t)...)...)
+		})
+		t.Run(p.name+": promtool test rules passes the unit tests", func(t *testing.T) {
+			rulesRun(t, p.promtool, append([]string{"test", "rules"}, rulesTestFiles...)...)
+		})
+	}
 
 	t.Run("amtool check-config accepts alertmanager.yml", func(t *testing.T) {
 		rulesRun(t, "amtool", "check-config", rulesAlertmanagerYML)
+	})
+
+	t.Run("Alertmanager groups by alert, Explorer and workflow", func(t *testing.T) {
+		var am struct {
+			Route struct {
+				GroupBy []string `yaml:"group_by"`
+			} `yaml:"route"`
+		}
+		readYAML(t, rulesAlertmanagerYML, &am)
+		if want := []string{"alertname", "explorer", "workflow"}; !slices.Equal(am.Route.GroupBy, want) {
+			t.Errorf("route group_by %v, want %v", am.Route.GroupBy, want)
+		}
 	})
 
 	t.Run("Alertmanager routes each severity to its receiver", func(t *testing.T) {
@@ -129,7 +152,7 @@ func TestMonitoringConfigs(t *testing.T) {
 						t.Errorf("%s: runbook_url anchor %q, want %q", r.Alert, anchor, strings.ToLower(r.Alert))
 					case !anchors[anchor]:
 						t.Errorf("%s: %s has no heading for the anchor #%s", r.Alert, rulesRunbook, anchor)
-					case seen[anchor] != "":
+					case seen[anchor] != "" && seen[anchor] != r.Alert:
 						t.Errorf("%s: anchor #%s is %s's already", r.Alert, anchor, seen[anchor])
 					}
 					seen[anchor] = r.Alert
@@ -221,11 +244,12 @@ func TestRuleFilesHaveOnlyKnownKeys(t *testing.T) {
 }
 
 // TestAlertmanagerInhibitRules runs the real Alertmanager with the shipped
-// alertmanager.yml, posts alerts to it and checks which it suppresses:
-// NebulaExplorerDown silences the workflow alerts and the stale-sync alert of
-// its own exporter only, and a high failure ratio silences the single
-// failures of its workflow.
+// alertmanager.yml, posts alerts to it and checks which it suppresses: an
+// exporter that Prometheus cannot scrape, or that cannot sync with its
+// Explorer, silences its own workflow alerts and API errors, and nobody
+// else's.
 func TestAlertmanagerInhibitRules(t *testing.T) {
+	t.Parallel()
 	amBin := needTool(t, "prometheus-alertmanager")
 	dir := t.TempDir()
 	addr := stackFreeAddr(t)
@@ -251,21 +275,23 @@ func TestAlertmanagerInhibitRules(t *testing.T) {
 		labels         map[string]string
 		wantSuppressed bool
 	}
-	l := func(kv ...string) map[string]string {
-		m := map[string]string{"job": "nebula_explorer"}
+	// Three exporters: a cannot be scraped, b cannot sync, c is fine.
+	l := func(instance string, kv ...string) map[string]string {
+		m := map[string]string{"job": "nebula_explorer", "instance": instance, "explorer": strings.TrimSuffix(instance, ":9064")}
 		for i := 0; i < len(kv); i += 2 {
 			m[kv[i]] = kv[i+1]
 		}
 		return m
 	}
 	alerts := []alert{
-		{l("alertname", "NebulaExplorerDown", "severity", "critical", "instance", "a:9064"), false},
-		{l("alertname", "NebulaExplorerJobFailed", "severity", "warning", "instance", "a:9064", "workflow", "w1", "workflow_id", "1", "status", "failed"), true},
-		{l("alertname", "NebulaExplorerJobStuck", "severity", "warning", "instance", "a:9064", "workflow", "w3", "workflow_id", "3"), true},
-		{l("alertname", "NebulaExplorerSyncStale", "severity", "warning", "instance", "a:9064"), true},
-		{l("alertname", "NebulaExplorerJobFailed", "severity", "warning", "instance", "b:9064", "workflow", "w1", "workflow_id", "1", "status", "failed"), false},
-		{l("alertname", "NebulaExplorerWorkflowHighFailureRatio", "severity", "critical", "instance", "b:9064", "workflow", "w2", "workflow_id", "2"), false},
-		{l("alertname", "NebulaExplorerJobFailed", "severity", "warning", "instance", "b:9064", "workflow", "w2", "workflow_id", "2", "status", "interrupted"), true},
+		{l("a:9064", "alertname", "NebulaExplorerExporterDown", "severity", "warning"), false},
+		{l("a:9064", "alertname", "NebulaExplorerJobFailed", "severity", "critical", "workflow", "w1", "workflow_id", "1", "status", "failed", "job_id", "7"), true},
+		{l("a:9064", "alertname", "NebulaExplorerWorkflowNoRecentSuccess", "severity", "critical", "workflow", "w2", "workflow_id", "2"), true},
+		{l("b:9064", "alertname", "NebulaExplorerDown", "severity", "critical"), false},
+		{l("b:9064", "alertname", "NebulaExplorerJobStuck", "severity", "warning", "workflow", "w3", "workflow_id", "3", "status", "running"), true},
+		{l("b:9064", "alertname", "NebulaExplorerAPIErrors", "severity", "warning", "endpoint", "jobs"), true},
+		{l("c:9064", "alertname", "NebulaExplorerJobFailed", "severity", "critical", "workflow", "w1", "workflow_id", "1", "status", "failed", "job_id", "8"), false},
+		{l("c:9064", "alertname", "NebulaExplorerAPIErrors", "severity", "warning", "endpoint", "jobs"), false},
 	}
 	var post []map[string]any
 	for _, a := range alerts {
@@ -285,7 +311,7 @@ func TestAlertmanagerInhibitRules(t *testing.T) {
 	}
 
 	key := func(m map[string]string) string {
-		return m["alertname"] + "/" + m["instance"] + "/" + m["workflow"] + "/" + m["status"]
+		return m["alertname"] + "/" + m["instance"] + "/" + m["workflow"] + "/" + m["job_id"]
 	}
 	var last string
 	for {

@@ -32,17 +32,21 @@ import (
 // the test, logs into a temporary directory and is stopped when the test
 // ends; the logs are printed when the test fails.
 //
-// What differs from the shipped configs, so that a test sees results in
-// seconds rather than minutes:
+// Prometheus is Prometheus 3 (prometheus3.sh builds it). What differs from
+// the shipped configs, so that a test sees results in seconds rather than
+// minutes:
 //   - prometheus.yml: scrape and evaluation every 2s, scrape timeout 1s,
-//     targets and Alertmanager on the test's ports, rule_files pointing at
-//     the shipped rule files unchanged (absolute paths);
+//     targets and Alertmanager on the test's ports (target labels kept),
+//     rule_files pointing at copies of the shipped rule files whose only
+//     change is that no group sets its own `interval` (the day-long windows'
+//     5m would delay their first data by minutes);
 //   - alertmanager.yml: group_wait 1s and group_interval 2s on every route,
 //     and each receiver replaced by a webhook to the test (the "null"
 //     receiver stays empty); routes, grouping and inhibit rules unchanged.
 //
 // The alert rules are not rewritten: NebulaExplorerJobFailed has no `for:`,
-// so a failing workflow drives it to firing within a few scrapes. Alerts
+// so a failing workflow drives it to firing within a few scrapes, one alert
+// per failed job. Alerts
 // with `for: 5m` or more cannot fire within a test; their promtool unit
 // tests (prometheus/rules*.test.yml) cover them.
 
@@ -80,13 +84,13 @@ type stack struct {
 // scraped the exporter successfully and the exporter has synced with the
 // simulator (up and nebula_explorer_up are 1 in Prometheus), and stops
 // everything when the test ends. It skips the test with -short, and when
-// prometheus or prometheus-alertmanager is missing (fails in CI).
+// Prometheus 3 or prometheus-alertmanager is missing (fails in CI).
 func startStack(t *testing.T) *stack {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end stack skipped with -short")
 	}
-	promBin := needTool(t, "prometheus")
+	promBin := needPrometheus3(t, "prometheus")
 	amBin := needTool(t, "prometheus-alertmanager")
 	goBin := needTool(t, "go")
 
@@ -179,13 +183,14 @@ func startStack(t *testing.T) *stack {
 
 	// Prometheus.
 	promConfig := filepath.Join(dir, "prometheus.yml")
-	stackWriteFile(t, promConfig, string(stackPrometheusConfig(t, promAddr, exporterAddr, amAddr)))
+	stackWriteFile(t, promConfig, string(stackPrometheusConfig(t, dir, promAddr, exporterAddr, amAddr)))
 	promData := filepath.Join(dir, "prometheus-data")
 	logs = append(logs, filepath.Join(dir, "prometheus.log"))
 	stackStart(t, logs[len(logs)-1], promBin,
 		"--config.file="+promConfig,
 		"--storage.tsdb.path="+promData,
 		"--web.listen-address="+promAddr,
+		"--enable-feature=exemplar-storage",
 	)
 
 	deadline := time.Now().Add(stackStartDeadline)
@@ -324,7 +329,7 @@ func (h *stackWebhook) Notifications() []stackNotification {
 
 // stackPrometheusConfig derives the test's Prometheus config from the
 // shipped deploy/prometheus/prometheus.yml (see the top of this file).
-func stackPrometheusConfig(t *testing.T, promAddr, exporterAddr, amAddr string) []byte {
+func stackPrometheusConfig(t *testing.T, dir, promAddr, exporterAddr, amAddr string) []byte {
 	t.Helper()
 	const shipped = "prometheus/prometheus.yml"
 	var cfg map[string]any
@@ -343,11 +348,19 @@ func stackPrometheusConfig(t *testing.T, promAddr, exporterAddr, amAddr string) 
 		t.Fatalf("%s: no rule_files", shipped)
 	}
 	for i, f := range ruleFiles {
-		abs, err := filepath.Abs(filepath.Join(filepath.Dir(shipped), f.(string)))
+		var rules map[string]any
+		readYAML(t, filepath.Join(filepath.Dir(shipped), f.(string)), &rules)
+		groups, _ := rules["groups"].([]any)
+		for _, g := range groups {
+			delete(g.(map[string]any), "interval")
+		}
+		out, err := yaml.Marshal(rules)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ruleFiles[i] = abs
+		copied := filepath.Join(dir, "rules-"+filepath.Base(f.(string)))
+		stackWriteFile(t, copied, string(out))
+		ruleFiles[i] = copied
 	}
 
 	ams, _ := cfg["alerting"].(map[string]any)["alertmanagers"].([]any)
@@ -369,7 +382,13 @@ func stackPrometheusConfig(t *testing.T, promAddr, exporterAddr, amAddr string) 
 		seen[name] = true
 		delete(job, "scrape_interval")
 		delete(job, "scrape_timeout")
-		job["static_configs"] = []any{map[string]any{"targets": []any{addr}}}
+		// The shipped target's labels (the Explorer label) stay.
+		static := map[string]any{}
+		if scs, _ := job["static_configs"].([]any); len(scs) > 0 {
+			static, _ = scs[0].(map[string]any)
+		}
+		static["targets"] = []any{addr}
+		job["static_configs"] = []any{static}
 	}
 	for name := range targets {
 		if !seen[name] {
@@ -472,7 +491,8 @@ func stackStart(t *testing.T, logFile, bin string, args ...string) {
 	})
 }
 
-// stackFreeAddr returns a 127.0.0.1 address whose port is free right now.
+// stackFreeAddr returns a 127.0.0.1 address whose port is free right now: the
+// one free-port helper of the deploy tests.
 func stackFreeAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -483,7 +503,9 @@ func stackFreeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// stackWaitListening waits up to 30s for a TCP listener on addr.
+// stackWaitListening waits up to 30s for a TCP listener on addr (the program
+// logging into logFile started listening): the one wait-until-listening
+// helper of the deploy tests.
 func stackWaitListening(t *testing.T, addr, logFile string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)

@@ -35,8 +35,9 @@
             ||| % { sel: sel },
             'Prometheus cannot scrape the NebulaGraph Explorer exporter',
             |||
-              {{ if $labels.instance }}Prometheus has failed to scrape the exporter %(where)s
-              for %(for)s.{{ else }}Prometheus has had no exporter target for %(for)s.{{ end }}
+              {{ if $labels.instance }}Prometheus has failed to scrape the exporter
+              %(where)s for %(for)s.
+              {{- else }}Prometheus has had no exporter target for %(for)s.{{ end }}
               Nothing about the Explorer workflows it watches is being monitored.
             ||| % { where: where, 'for': c.exporterDownFor },
             { 'for': c.exporterDownFor },
@@ -45,9 +46,13 @@
             'NebulaExplorerDown', 'explorerDown',
             // The exporter tried to sync and none of its syncs succeeded.
             |||
-              sum without (kind, result) (increase(nebula_explorer_syncs_total{%(sel)s, result="failure"}[%(window)s])) > 0
+              sum without (kind, result) (
+                increase(nebula_explorer_syncs_total{%(sel)s, result="failure"}[%(window)s])
+              ) > 0
               unless
-              sum without (kind, result) (increase(nebula_explorer_syncs_total{%(sel)s, result="success"}[%(window)s])) > 0
+              sum without (kind, result) (
+                increase(nebula_explorer_syncs_total{%(sel)s, result="success"}[%(window)s])
+              ) > 0
             ||| % { sel: sel, window: c.syncWindow },
             'The exporter cannot sync with NebulaGraph Explorer',
             |||
@@ -62,7 +67,9 @@
           alert(
             'NebulaExplorerAPIErrors', 'apiErrors',
             |||
-              sum without (result) (rate(nebula_explorer_api_requests_total{%(sel)s, result!="success"}[%(window)s]))
+              sum without (result) (
+                rate(nebula_explorer_api_requests_total{%(sel)s, result!="success"}[%(window)s])
+              )
                 /
               sum without (result) (rate(nebula_explorer_api_requests_total{%(sel)s}[%(window)s]))
               > %(ratio)g
@@ -105,7 +112,9 @@
             |||
               workflow:nebula_explorer_jobs_failed_per_completed:ratio_rise1h > %(ratio)g
               and
-              sum without (status) (workflow_status:nebula_explorer_jobs_finished:rise1h{status=~"success|failed"}) >= %(min)d
+              sum without (status) (
+                workflow_status:nebula_explorer_jobs_finished:rise1h{status=~"success|failed"}
+              ) >= %(min)d
             ||| % { ratio: c.failureRatio, min: c.failureRatioMinJobs },
             'Most jobs of workflow {{ $labels.workflow }} fail',
             |||
@@ -124,7 +133,8 @@
             // finished a job are not alerted on.
             |||
               (
-                time() - max without (status) (nebula_explorer_workflow_last_finish_timestamp_seconds{%(sel)s, status="success"})
+                time()
+                  - max without (status) (nebula_explorer_workflow_last_finish_timestamp_seconds{%(sel)s, status="success"})
                 or
                 time() - min_over_time(workflow:nebula_explorer_workflow_without_success:timestamp[%(lookback)s])
               )
@@ -146,7 +156,14 @@
               time() - nebula_explorer_workflow_oldest_running_start_timestamp_seconds{%(sel)s}
               >
               (
-                clamp_min(%(factor)g * (histogram_quantile(0.95, sum without (status) (nebula_explorer_job_run_duration_seconds_bucket{%(sel)s, status="success"})) >= 0), %(min)d)
+                clamp_min(
+                  %(factor)g * (
+                    histogram_quantile(0.95,
+                      sum without (status) (nebula_explorer_job_run_duration_seconds_bucket{%(sel)s, status="success"})
+                    ) >= 0
+                  ),
+                  %(min)d
+                )
                 or
                 %(min)d * group without (status) (nebula_explorer_jobs{%(sel)s})
               )
@@ -154,8 +171,8 @@
             'A job of workflow {{ $labels.workflow }} has been running far longer than usual',
             |||
               The oldest running job of workflow {{ $labels.workflow }} (id
-              {{ $labels.workflow_id }}) on %(where)s started {{ $value | humanizeDuration }}
-              ago, more than %(factor)g times the workflow's usual run time (and at
+              {{ $labels.workflow_id }}) on %(where)s
+              started {{ $value | humanizeDuration }} ago, more than %(factor)g times the workflow's usual run time (and at
               least {{ %(min)d | humanizeDuration }}).
             ||| % { where: where, factor: c.stuckFactor, min: c.stuckMinSeconds },
             { 'for': c.stuckFor, labels+: { status: 'running' } },
@@ -168,7 +185,9 @@
             |||
               nebula_explorer_workflow_oldest_unfinished_create_timestamp_seconds{%(sel)s, status="stopping"}
               unless
-              changes(nebula_explorer_workflow_oldest_unfinished_create_timestamp_seconds{%(sel)s, status="stopping"}[%(for)s]) > 0
+              changes(
+                nebula_explorer_workflow_oldest_unfinished_create_timestamp_seconds{%(sel)s, status="stopping"}[%(for)s]
+              ) > 0
             ||| % { sel: sel, 'for': c.stoppingFor },
             'A job of workflow {{ $labels.workflow }} does not finish stopping',
             |||
@@ -183,7 +202,9 @@
             // The age of the oldest preparing job, not how many there are:
             // a busy queue that flows never fires.
             |||
-              time() - nebula_explorer_workflow_oldest_unfinished_create_timestamp_seconds{%(sel)s, status="preparing"} > %(age)d
+              time()
+                - nebula_explorer_workflow_oldest_unfinished_create_timestamp_seconds{%(sel)s, status="preparing"}
+              > %(age)d
             ||| % { sel: sel, age: c.queuedMaxAgeSeconds },
             'A job of workflow {{ $labels.workflow }} has been waiting to start for too long',
             |||

@@ -42,14 +42,14 @@ func main() {
 // relative to deploy/, with their contents.
 func compile(dir string) (map[string]string, error) {
 	vm := jsonnet.MakeVM()
-	vm.Importer(&jsonnet.FileImporter{JPaths: []string{dir}})
+	vm.Importer(&jsonnet.FileImporter{})
 	vm.StringOutput = true
 	vm.OutputNewline = false
 	src, err := os.ReadFile(filepath.Join(dir, "generate.jsonnet"))
 	if err != nil {
 		return nil, err
 	}
-	return vm.EvaluateAnonymousSnippetMulti(filepath.Join(dir, "generate.jsonnet"), string(src))
+	return vm.EvaluateSnippetMulti(filepath.Join(dir, "generate.jsonnet"), string(src))
 }
 
 func sortedKeys(m map[string]string) []string {

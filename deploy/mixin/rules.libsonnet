@@ -27,7 +27,10 @@
       expr: |||
         sum without (status) (workflow_status:nebula_explorer_jobs_finished:rise%(window)s{status="failed"})
           /
-        (sum without (status) (workflow_status:nebula_explorer_jobs_finished:rise%(window)s{status=~"success|failed"}) > 0)
+        (
+          sum without (status) (workflow_status:nebula_explorer_jobs_finished:rise%(window)s{status=~"success|failed"})
+          > 0
+        )
       ||| % { window: window },
     },
     local quantile(metric, q) = {
