@@ -38,8 +38,8 @@ type rulesFile struct {
 			Expr          string            `yaml:"expr"`
 			For           string            `yaml:"for"`
 			KeepFiringFor string            `yaml:"keep_firing_for"`
-			Labels      map[string]string `yaml:"labels"`
-			Annotations map[string]string `yaml:"annotations"`
+			Labels        map[string]string `yaml:"labels"`
+			Annotations   map[string]string `yaml:"annotations"`
 		} `yaml:"rules"`
 	} `yaml:"groups"`
 }
