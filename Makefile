@@ -55,8 +55,10 @@ test: check-test-tools lint vulncheck
 
 lint: vet staticcheck
 
+# gofmt of $(GOTOOLCHAIN), not whatever gofmt is on PATH.
 vet:
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	@gofmt=$$($(GO) env GOROOT)/bin/gofmt; files=$$(git ls-files '*.go'); \
+	test -z "$$($$gofmt -l $$files)" || { echo "gofmt needed:"; $$gofmt -l $$files; exit 1; }
 	$(GO) vet ./...
 
 staticcheck: $(STATICCHECK)
