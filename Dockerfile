@@ -19,8 +19,9 @@
 #    deploy/docker-compose.yml builds this target, and "simulator" for the
 #    demo Explorer.
 #
-# Run:
-#   podman run --rm -p 9064:9064 \
+# Run (as in the README; --network=host because the sample config reads
+# Explorer at 127.0.0.1, which inside a container would be the container):
+#   podman run --rm --network=host --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 \
 #     -v ./config.yml:/etc/nebula_explorer_exporter/config.yml:ro \
 #     localhost/nebula_explorer_exporter:dev
 # Arguments after the image name replace CMD, so repeat --config.file there.
