@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -47,6 +48,7 @@ func run(args []string) int {
 		logFormat    = app.Flag("log.format", "Output format of log messages.").Default("logfmt").Enum("logfmt", "json")
 		persistFile  = app.Flag("persistence.file", "File that keeps the synced state across restarts (empty: off).").Default("").String()
 		persistEvery = app.Flag("persistence.interval", "How often, at most, the state is written to --persistence.file.").Default("1m").Duration()
+		maxConns     = app.Flag("web.max-connections", "Maximum number of open HTTP connections (at most half the file descriptor limit); beyond it the one idle longest is closed.").Default("512").Int()
 		webFlags     = kingpinflag.AddFlags(app, ":9064")
 	)
 	app.Version(version.Print(name))
@@ -101,7 +103,19 @@ func run(args []string) int {
 			ex.logReload(ex.reload())
 		}
 	}()
-	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// No client holds a connection, or the file descriptors, for ever. The
+	// metrics handler lifts the read and write deadlines for a scrape,
+	// which may wait sync.timeout for the sync.
+	limit := newConnLimit(*maxConns)
+	server := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      time.Minute,
+		IdleTimeout:       5 * time.Minute,
+		ConnState:         limit.track,
+	}
+	level.Info(logger).Log("msg", "HTTP connections capped", "max", limit.max)
 	served := make(chan error, 1)
 	go func() { served <- web.ListenAndServe(server, webFlags, slogger) }()
 	select {
@@ -131,6 +145,7 @@ type exporter struct {
 	mu        sync.Mutex // one reload at a time
 	config    *config.Config
 	metrics   atomic.Pointer[collector.Collector]
+	scrapeMax atomic.Int64         // how long a scrape may take: sync.timeout and a margin to encode and write
 	telemetry *collector.Telemetry // outlives collectors: counts since start
 
 	// The outcome of the last (re)load, as blackbox_exporter has it.
@@ -161,6 +176,13 @@ type persistence struct {
 }
 
 func (e *exporter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The server's read and write timeouts are shorter than a scrape that
+	// waits for a long sync; such a scrape gets its own deadline (an error
+	// means a test's recorder, which has no deadline to lift).
+	deadline := time.Now().Add(time.Duration(e.scrapeMax.Load()))
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(deadline)
+	_ = rc.SetWriteDeadline(deadline)
 	e.metrics.Load().ServeHTTP(w, r)
 }
 
@@ -219,6 +241,7 @@ func (e *exporter) apply() error {
 		Telemetry:           e.telemetry,
 		Extra:               prometheus.DefaultGatherer,
 	}, e.logger)
+	e.scrapeMax.Store(int64(time.Duration(cfg.Sync.Timeout) + time.Minute))
 	e.metrics.Store(col)
 	e.config = cfg
 	return nil
@@ -246,6 +269,66 @@ func (e *exporter) serveReload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprintln(w, "configuration reloaded")
+}
+
+// connLimit keeps at most max HTTP connections open. When one more is
+// accepted, it closes the connection that has waited longest without a
+// request under way (opened and silent, or idle between keep-alive
+// requests), else the new one. Clients that hoard connections can thus
+// neither run the process out of file descriptors nor keep a scrape out.
+type connLimit struct {
+	max   int
+	mu    sync.Mutex
+	conns map[net.Conn]connState
+}
+
+type connState struct {
+	busy  bool      // a request is under way
+	since time.Time // when it last became idle (or was opened)
+}
+
+// newConnLimit caps at max, and at half the file descriptor limit so that
+// Explorer connections, the state file and the logs keep the other half.
+func newConnLimit(limit int) *connLimit {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && rl.Cur/2 < uint64(limit) {
+		limit = int(rl.Cur / 2)
+	}
+	return &connLimit{max: max(limit, 1), conns: map[net.Conn]connState{}}
+}
+
+// track is the server's ConnState hook.
+func (l *connLimit) track(c net.Conn, s http.ConnState) {
+	var shed net.Conn
+	l.mu.Lock()
+	switch s {
+	case http.StateNew:
+		l.conns[c] = connState{since: time.Now()}
+		if len(l.conns) > l.max {
+			shed = c // when every other one is busy
+			oldest := time.Now()
+			for other, st := range l.conns {
+				if !st.busy && st.since.Before(oldest) {
+					shed, oldest = other, st.since
+				}
+			}
+			delete(l.conns, shed)
+		}
+	case http.StateActive:
+		if _, ok := l.conns[c]; ok {
+			l.conns[c] = connState{busy: true}
+		}
+	case http.StateIdle:
+		if _, ok := l.conns[c]; ok {
+			l.conns[c] = connState{since: time.Now()}
+		}
+	case http.StateHijacked, http.StateClosed:
+		delete(l.conns, c)
+	}
+	l.mu.Unlock()
+	if shed != nil {
+		shed.Close() // outside the lock: the server calls track again
+	}
 }
 
 // newClient builds the Explorer client from the config: TLS, timeout and login.

@@ -86,9 +86,20 @@ func (b *syncBuffer) String() string {
 
 func startExporter(t *testing.T, config string, args ...string) *exporterProcess {
 	t.Helper()
+	return startExporterWithFileLimit(t, 0, config, args...)
+}
+
+// startExporterWithFileLimit starts the exporter with at most files open
+// file descriptors (0: as this process).
+func startExporterWithFileLimit(t *testing.T, files int, config string, args ...string) *exporterProcess {
+	t.Helper()
 	e := &exporterProcess{addr: freeAddr(t), stderr: &syncBuffer{}}
 	args = append([]string{"--config.file=" + writeFile(t, "config.yml", config), "--web.listen-address=" + e.addr}, args...)
 	e.cmd = exec.Command(binary, args...)
+	if files > 0 {
+		// ulimit sets the hard limit too, which Go cannot raise again.
+		e.cmd = exec.Command("sh", append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, files), binary}, args...)...)
+	}
 	e.cmd.Stderr = e.stderr
 	if err := e.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -418,4 +429,46 @@ func TestReload(t *testing.T) {
 			t.Errorf("HTTP %d", code)
 		}
 	})
+}
+
+// TestHoardedConnectionsDoNotStopAScrape: clients that open connections and
+// leave them idle once ran the exporter out of file descriptors, and a real
+// scrape then hung for ever. Here 300 of them face an exporter allowed 128
+// descriptors.
+func TestHoardedConnectionsDoNotStopAScrape(t *testing.T) {
+	fake := explorertest.New()
+	srv := explorertest.NewServer(fake)
+	defer srv.Close()
+	e := startExporterWithFileLimit(t, 128, configFor(srv.URL, "nebula"))
+	if !strings.Contains(e.stderr.String(), `msg="HTTP connections capped" max=64`) {
+		t.Errorf("the cap is not half the file limit:\n%s", e.stderr)
+	}
+	var hoard []net.Conn
+	defer func() {
+		for _, c := range hoard {
+			c.Close()
+		}
+	}()
+	for i := range 300 {
+		c, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hoard = append(hoard, c)
+		if i%2 == 0 { // every other one asks for a page and stays, keep-alive
+			fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", e.addr)
+		}
+	}
+	// No fixed wait: the scrape goes in line behind the hoard. The client
+	// timeout only turns a hang into a failure.
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Get("http://" + e.addr + "/metrics")
+	if err != nil {
+		t.Fatalf("the scrape failed: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "nebula_explorer_up 1") {
+		t.Errorf("HTTP %d:\n%.500s", resp.StatusCode, body)
+	}
 }
