@@ -17,7 +17,6 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
@@ -131,90 +130,22 @@ func TestJobLifecycleAcrossScrapes(t *testing.T) {
 	e.fake.AddJob(explorer.Job{WorkflowID: "42", WorkflowName: "bfs", Status: explorer.StatusSuccess,
 		CreateTime: t0, RunBeginTime: t0 + 2000, RunEndTime: t0 + 7000})
 	job := e.fake.AddJob(explorer.Job{WorkflowID: "42", WorkflowName: "bfs", Status: explorer.StatusPreparing, CreateTime: t0 + 60_000})
-	names := []string{"nebula_explorer_jobs", "nebula_explorer_jobs_created_total", "nebula_explorer_jobs_finished_total",
-		"nebula_explorer_job_run_duration_seconds", "nebula_explorer_job_queue_duration_seconds",
-		"nebula_explorer_workflow_last_finish_timestamp_seconds", "nebula_explorer_workflow_oldest_running_start_timestamp_seconds"}
-	header := `
-# HELP nebula_explorer_jobs Jobs Explorer lists in each status now.
-# TYPE nebula_explorer_jobs gauge
-# HELP nebula_explorer_jobs_created_total Jobs created, over the whole history Explorer lists.
-# TYPE nebula_explorer_jobs_created_total counter
-nebula_explorer_jobs_created_total{workflow="bfs",workflow_id="42"} 2
-# HELP nebula_explorer_jobs_finished_total Jobs that reached a terminal status (success, failed, interrupted).
-# TYPE nebula_explorer_jobs_finished_total counter
-# HELP nebula_explorer_job_run_duration_seconds Run time of finished jobs (runEndTime - runBeginTime), in seconds.
-# TYPE nebula_explorer_job_run_duration_seconds histogram
-# HELP nebula_explorer_job_queue_duration_seconds Time started jobs waited before running (runBeginTime - createTime), in seconds.
-# TYPE nebula_explorer_job_queue_duration_seconds histogram
-# HELP nebula_explorer_workflow_last_finish_timestamp_seconds Latest runEndTime of the workflow's jobs in each terminal status, as a Unix timestamp in seconds.
-# TYPE nebula_explorer_workflow_last_finish_timestamp_seconds gauge
-nebula_explorer_workflow_last_finish_timestamp_seconds{status="success",workflow="bfs",workflow_id="42"} 1.700000007e+09
-# HELP nebula_explorer_workflow_oldest_running_start_timestamp_seconds Earliest runBeginTime of the workflow's running jobs, as a Unix timestamp in seconds.
-# TYPE nebula_explorer_workflow_oldest_running_start_timestamp_seconds gauge
-`
-	jobs := func(preparing, running, success int) string {
-		return fmt.Sprintf(`nebula_explorer_jobs{status="failed",workflow="bfs",workflow_id="42"} 0
-nebula_explorer_jobs{status="interrupted",workflow="bfs",workflow_id="42"} 0
-nebula_explorer_jobs{status="preparing",workflow="bfs",workflow_id="42"} %d
-nebula_explorer_jobs{status="running",workflow="bfs",workflow_id="42"} %d
-nebula_explorer_jobs{status="stopping",workflow="bfs",workflow_id="42"} 0
-nebula_explorer_jobs{status="success",workflow="bfs",workflow_id="42"} %d
-nebula_explorer_jobs_finished_total{status="failed",workflow="bfs",workflow_id="42"} 0
-nebula_explorer_jobs_finished_total{status="interrupted",workflow="bfs",workflow_id="42"} 0
-nebula_explorer_jobs_finished_total{status="success",workflow="bfs",workflow_id="42"} %d
-`, preparing, running, success, success)
-	}
-	emptyRuns := func(status string) string {
-		return fmt.Sprintf(`nebula_explorer_job_run_duration_seconds_bucket{status="%[1]s",workflow="bfs",workflow_id="42",le="1"} 0
-nebula_explorer_job_run_duration_seconds_bucket{status="%[1]s",workflow="bfs",workflow_id="42",le="10"} 0
-nebula_explorer_job_run_duration_seconds_bucket{status="%[1]s",workflow="bfs",workflow_id="42",le="100"} 0
-nebula_explorer_job_run_duration_seconds_bucket{status="%[1]s",workflow="bfs",workflow_id="42",le="+Inf"} 0
-nebula_explorer_job_run_duration_seconds_sum{status="%[1]s",workflow="bfs",workflow_id="42"} 0
-nebula_explorer_job_run_duration_seconds_count{status="%[1]s",workflow="bfs",workflow_id="42"} 0
-`, status)
-	}
-	successRuns := func(b1, b10, b100, inf int, sum float64) string {
-		return fmt.Sprintf(`nebula_explorer_job_run_duration_seconds_bucket{status="success",workflow="bfs",workflow_id="42",le="1"} %d
-nebula_explorer_job_run_duration_seconds_bucket{status="success",workflow="bfs",workflow_id="42",le="10"} %d
-nebula_explorer_job_run_duration_seconds_bucket{status="success",workflow="bfs",workflow_id="42",le="100"} %d
-nebula_explorer_job_run_duration_seconds_bucket{status="success",workflow="bfs",workflow_id="42",le="+Inf"} %d
-nebula_explorer_job_run_duration_seconds_sum{status="success",workflow="bfs",workflow_id="42"} %g
-nebula_explorer_job_run_duration_seconds_count{status="success",workflow="bfs",workflow_id="42"} %d
-`, b1, b10, b100, inf, sum, inf)
-	}
-	queue := func(b1, b10, inf int, sum float64) string {
-		return fmt.Sprintf(`nebula_explorer_job_queue_duration_seconds_bucket{workflow="bfs",workflow_id="42",le="1"} %d
-nebula_explorer_job_queue_duration_seconds_bucket{workflow="bfs",workflow_id="42",le="10"} %d
-nebula_explorer_job_queue_duration_seconds_bucket{workflow="bfs",workflow_id="42",le="+Inf"} %d
-nebula_explorer_job_queue_duration_seconds_sum{workflow="bfs",workflow_id="42"} %g
-nebula_explorer_job_queue_duration_seconds_count{workflow="bfs",workflow_id="42"} %d
-`, b1, b10, inf, sum, inf)
-	}
-	check := func(step, want string) {
+	check := func(golden string) {
 		t.Helper()
 		if !e.sync(t) {
-			t.Fatalf("%s: sync failed: %s", step, e.logs)
+			t.Fatalf("%s: sync failed: %s", golden, e.logs)
 		}
-		if err := testutil.GatherAndCompare(e.col.Gatherer(), strings.NewReader(want), names...); err != nil {
-			t.Errorf("%s: %v", step, err)
-		}
-		if got, fresh := jobMetrics(t, e.col), e.fresh(t); got != fresh {
-			t.Errorf("%s: incremental values differ from a fresh exporter's:\n%s", step, diffSamples(t, got, fresh))
+		got := jobMetrics(t, e.col)
+		assertGolden(t, golden, []byte(got))
+		if fresh := e.fresh(t); got != fresh {
+			t.Errorf("%s: incremental values differ from a fresh exporter's:\n%s", golden, diffSamples(t, got, fresh))
 		}
 	}
-
-	check("one success, one preparing", header+jobs(1, 0, 1)+emptyRuns("failed")+emptyRuns("interrupted")+
-		successRuns(0, 1, 1, 1, 5)+queue(0, 1, 1, 2))
-
+	check("lifecycle_1_success_and_preparing.prom")
 	e.fake.UpdateJob(job.ID, func(j *explorer.Job) { j.Status, j.RunBeginTime = explorer.StatusRunning, t0+60_500 })
-	check("the second starts running", header+jobs(0, 1, 1)+emptyRuns("failed")+emptyRuns("interrupted")+
-		successRuns(0, 1, 1, 1, 5)+queue(1, 2, 2, 2.5)+
-		`nebula_explorer_workflow_oldest_running_start_timestamp_seconds{workflow="bfs",workflow_id="42"} 1.7000000605e+09
-`)
-
+	check("lifecycle_2_second_runs.prom")
 	e.fake.UpdateJob(job.ID, func(j *explorer.Job) { j.Status, j.RunEndTime = explorer.StatusSuccess, t0+120_500 })
-	check("the second succeeds after 60 s", strings.Replace(header, "1.700000007e+09", "1.7000001205e+09", 1)+
-		jobs(0, 0, 2)+emptyRuns("failed")+emptyRuns("interrupted")+successRuns(0, 1, 2, 2, 65)+queue(1, 2, 2, 2.5))
+	check("lifecycle_3_second_succeeds_after_60s.prom")
 }
 
 // TestMatchesFreshExporter is the property the contract promises: after any
