@@ -52,7 +52,7 @@ func benchEnv(b *testing.B, jobs, workflows int) *testEnv {
 		fake.AddJobs(explorertest.Workload{Workflows: workflows, Seed: 1}.History(jobs))
 	}
 	e := &testEnv{fake: fake, url: srv.URL, opts: benchOptions, logs: &bytes.Buffer{}}
-	e.col = e.newCollector(&testing.T{})
+	e.col = e.newCollector(b)
 	return e
 }
 
@@ -108,7 +108,7 @@ func BenchmarkColdSync(b *testing.B) {
 	b.ResetTimer()
 	defer cpuClock(b)()
 	for i := 0; i < b.N; i++ {
-		c := e.newCollector(&testing.T{})
+		c := e.newCollector(b)
 		c.Sync(context.Background())
 		if !c.health.ok {
 			b.Fatalf("sync failed: %s", e.logs)

@@ -58,7 +58,7 @@ func newTestEnv(t *testing.T, change ...func(*Options)) *testEnv {
 	return e
 }
 
-func (e *testEnv) newCollector(t *testing.T) *Collector {
+func (e *testEnv) newCollector(t testing.TB) *Collector {
 	t.Helper()
 	client, err := explorer.NewClient(explorer.Config{
 		URL: e.url, Username: "root", Password: func() (string, error) { return "nebula", nil },
@@ -159,6 +159,7 @@ func TestMatchesFreshExporter(t *testing.T) {
 	for seed := int64(1); seed <= 8; seed++ {
 		deletes := seed > 6
 		t.Run(fmt.Sprintf("random history %d", seed), func(t *testing.T) {
+			t.Parallel()
 			e := newTestEnv(t, func(o *Options) {
 				o.Lookback = 10 * time.Minute
 				if deletes {

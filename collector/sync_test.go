@@ -162,18 +162,45 @@ func TestSyncCost(t *testing.T) {
 	}
 }
 
+// TestConcurrentScrapesShareOneSync: scrapes that come while a sync is under
+// way join it instead of starting their own. A barrier in OnList holds the
+// first sync at its first page while the other scrapes come.
 func TestConcurrentScrapesShareOneSync(t *testing.T) {
 	e := newTestEnv(t)
 	addHistory(e.fake, 5, t0) // two pages
-	e.fake.SetQuirks(explorertest.Quirks{Delay: 100 * time.Millisecond})
-	var wg sync.WaitGroup
-	for i := 0; i < 8; i++ {
-		wg.Add(1)
-		go func() { defer wg.Done(); e.col.Sync(context.Background()) }()
+	e.fresh(t)
+	oneSync := e.fake.Stats().Lists // what one sync of this history lists
+	e.fake.ResetStats()
+
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	e.fake.SetQuirks(explorertest.Quirks{OnList: func(explorer.Filter, int) {
+		once.Do(func() { close(held); <-release })
+	}})
+	first := make(chan struct{})
+	go func() { defer close(first); e.col.Sync(context.Background()) }()
+	<-held
+	e.col.mu.Lock()
+	running := e.col.running
+	e.col.mu.Unlock()
+
+	// Seven more scrapes, while the first sync is held; their deadlines have
+	// passed already, so each joins and returns at once.
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 7 {
+		e.col.Sync(ended)
 	}
-	wg.Wait()
-	if s := e.fake.Stats(); s.Lists > 2*2 {
-		t.Errorf("8 concurrent scrapes made %d listing requests", s.Lists)
+	e.col.mu.Lock()
+	joined := e.col.running == running
+	e.col.mu.Unlock()
+	close(release)
+	<-first
+	if !joined {
+		t.Error("a scrape started a second sync while one was under way")
+	}
+	if s := e.fake.Stats(); s.Lists != oneSync {
+		t.Errorf("8 concurrent scrapes made %d listing requests; one sync makes %d", s.Lists, oneSync)
 	}
 }
 
