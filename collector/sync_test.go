@@ -29,7 +29,7 @@ func TestFailedSyncKeepsLastValues(t *testing.T) {
 		{"an error code in an HTTP 200 answer", explorertest.Quirks{ErrorCode: explorer.CodeInternalController}},
 		{"HTTP 500", explorertest.Quirks{HTTPStatus: 500}},
 		{"a truncated answer", explorertest.Quirks{TruncateBody: true}},
-		{"a refused login", explorertest.Quirks{Encodings: -1, TokenUses: 1}},
+		{"a refused login", explorertest.Quirks{RefuseLogins: true, TokenUses: 1}},
 		{"a timeout", explorertest.Quirks{Delay: time.Second}},
 	}
 	for _, tc := range cases {

@@ -4,6 +4,7 @@ package explorer
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -142,6 +143,30 @@ func (f Filter) Query(page, pageSize int) url.Values {
 	return v
 }
 
+// errorNames are the error names of Explorer's codes, as its docs list them.
+var errorNames = map[int]string{
+	CodeBadRequest:         "ErrBadRequest",
+	CodeParam:              "ErrParam",
+	CodeUnauthorized:       "ErrUnauthorized",
+	CodeSession:            "ErrSession",
+	CodeForbidden:          "ErrForbidden",
+	CodeNotFound:           "ErrNotFound",
+	CodeInternalServer:     "ErrInternalServer",
+	CodeInternalDatabase:   "ErrInternalDatabase",
+	CodeInternalController: "ErrInternalController",
+	CodeInternalLicense:    "ErrInternalLicense",
+	CodeUnknown:            "ErrUnknown",
+}
+
+// ErrorName is the name of an Explorer error code from its docs' table;
+// any other code is "ErrUnknown", so the names are a bounded set.
+func ErrorName(code int) string {
+	if name, ok := errorNames[code]; ok {
+		return name
+	}
+	return errorNames[CodeUnknown]
+}
+
 // Envelope is the JSON wrapper of every answer.
 type Envelope struct {
 	Code    int             `json:"code"`
@@ -161,6 +186,9 @@ func (e *Error) Error() string {
 	if e.Code != 0 {
 		return fmt.Sprintf("%s: explorer answered HTTP %d, code %d (%s)", e.Op, e.HTTPStatus, e.Code, e.Message)
 	}
+	if e.HTTPStatus >= 300 && e.HTTPStatus <= 399 {
+		return fmt.Sprintf("%s: explorer answered HTTP %d, a redirect, which is never followed (check explorer.url)", e.Op, e.HTTPStatus)
+	}
 	return fmt.Sprintf("%s: explorer answered HTTP %d", e.Op, e.HTTPStatus)
 }
 
@@ -169,7 +197,58 @@ func (e *Error) IsAuth() bool {
 	return e.HTTPStatus == 401 || e.Code == CodeUnauthorized || e.Code == CodeSession
 }
 
+// IsRefusedLogin reports whether /connect refused the credentials.
+func (e *Error) IsRefusedLogin() bool {
+	return e.IsAuth() || e.HTTPStatus == 403 || e.Code == CodeForbidden
+}
+
 // IsNotFound reports whether the resource does not exist.
 func (e *Error) IsNotFound() bool {
 	return e.Code == CodeNotFound || (e.Code == 0 && e.HTTPStatus == 404)
+}
+
+// ErrLoginRefused is wrapped by the error of a login Explorer refused (bad
+// credentials, locked account): retrying at once will not help.
+var ErrLoginRefused = errors.New("explorer refused the login")
+
+// InvalidAnswerError is an answer that is not what was asked: not JSON, not
+// the envelope, a job outside the listing's filter, the detail of another
+// job, ... The exporter distrusts Explorer: such an answer fails the sync
+// rather than becoming wrong values.
+type InvalidAnswerError struct {
+	Op string // what the client was doing, e.g. "list jobs"
+	// Reason is one of a fixed set, for a metric label: not_json, no_code,
+	// no_data, bad_data, too_large, duplicate_key, null_item,
+	// item_outside_filter, page_size, order, page_ignored, wrong_job.
+	Reason string
+	Detail string // what was wrong, for the log
+	err    error
+}
+
+func (e *InvalidAnswerError) Error() string {
+	return e.Op + ": invalid answer (" + e.Reason + "): " + e.Detail
+}
+
+func (e *InvalidAnswerError) Unwrap() error { return e.err }
+
+// RequestTimeoutError is a request that ran out of its own time
+// (Config.RequestTimeout, the exporter's explorer.timeout), as opposed to
+// the caller's context ending.
+type RequestTimeoutError struct {
+	Op    string
+	Limit time.Duration
+	Err   error
+}
+
+func (e *RequestTimeoutError) Error() string {
+	return fmt.Sprintf("%s: no complete answer within explorer.timeout (%v): %v", e.Op, e.Limit, e.Err)
+}
+
+func (e *RequestTimeoutError) Unwrap() error { return e.Err }
+
+// IsRequestTimeout reports whether err is a request that ran out of its own
+// time limit (explorer.timeout) rather than of the caller's.
+func IsRequestTimeout(err error) bool {
+	var e *RequestTimeoutError
+	return errors.As(err, &e)
 }

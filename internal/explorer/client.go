@@ -5,16 +5,18 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/json/jsontext"
 	"errors"
 	"fmt"
-	"io"
-	"math"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Login encodings of the Bearer credential: the two language versions of the
@@ -25,13 +27,25 @@ const (
 	EncodingColon = "colon" // base64 of user:pass (English docs)
 )
 
-// maxBody bounds what one answer may hold, so a broken server cannot exhaust memory.
-const maxBody = 64 << 20
+// maxTokenLifetime bounds the lifetime a session cookie claims (Max-Age
+// 1e10, Expires in 2065), so the renewal time cannot overflow.
+const maxTokenLifetime = 30 * 24 * time.Hour
 
-// bodyBuffers keep answers' bytes between requests: a sync reads hundreds of
-// pages of the same size, and growing a new buffer for each is most of the
-// exporter's garbage.
-var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// Endpoints, as Config.OnRequest names them.
+const (
+	EndpointConnect = "connect" // POST /connect
+	EndpointJobs    = "jobs"    // GET /jobs, one listing page
+	EndpointJob     = "job"     // GET /jobs/<id>
+)
+
+// Results of a request other than an Explorer error name, as
+// Config.OnRequest names them.
+const (
+	ResultSuccess       = "success"
+	ResultNetwork       = "network"        // no answer: refused, reset, cancelled, ...
+	ResultTimeout       = "timeout"        // explorer.timeout or the caller's deadline ran out
+	ResultInvalidAnswer = "invalid_answer" // see InvalidAnswerError
+)
 
 // Config is what the client needs to reach and log in to Explorer.
 type Config struct {
@@ -41,17 +55,32 @@ type Config struct {
 	GraphAddress string                 // graphd address Explorer connects to
 	GraphPort    int
 	Encoding     string       // EncodingAuto (default), EncodingJSON or EncodingColon
-	HTTPClient   *http.Client // carries TLS and the per-request timeout
+	HTTPClient   *http.Client // carries TLS and the per-request timeout; the client never follows redirects
 	UserAgent    string
+
+	// OnRequest, if not nil, is called once per HTTP request when it ends,
+	// with its endpoint (EndpointConnect, EndpointJobs, EndpointJob), its
+	// result and how long it took. The result is ResultSuccess, the name of
+	// Explorer's error code (ErrSession, ...; ErrorName bounds them),
+	// "http_<status>" for a failed status without a code, ResultNetwork,
+	// ResultTimeout or ResultInvalidAnswer.
+	OnRequest func(endpoint, result string, d time.Duration)
+	// MaxRequestsPerSecond bounds the rate of requests, prefetches and
+	// logins included, with a token bucket of one second's worth (0: no
+	// bound). Waiting respects the request's context.
+	MaxRequestsPerSecond float64
+	// Now is the clock of the session token's renewal (nil: time.Now).
+	Now func() time.Time
 }
 
 // Client talks to one Explorer. It logs in lazily, renews the session token
 // before its Max-Age runs out and logs in again (retrying the request once)
 // when Explorer says the session is gone. Safe for concurrent use.
 type Client struct {
-	cfg  Config
-	base *url.URL
-	now  func() time.Time
+	cfg     Config
+	base    *url.URL
+	http    *http.Client
+	limiter *rate.Limiter // nil: no bound
 
 	mu       sync.Mutex
 	token    string
@@ -62,8 +91,11 @@ type Client struct {
 // NewClient checks the config and returns a client; it does not contact Explorer.
 func NewClient(cfg Config) (*Client, error) {
 	base, err := url.Parse(strings.TrimRight(cfg.URL, "/"))
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return nil, fmt.Errorf("explorer URL %q: want http(s)://host[:port]", cfg.URL)
+	switch {
+	case err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "":
+		return nil, fmt.Errorf("explorer URL %q: want http(s)://host[:port]", redactURL(cfg.URL))
+	case base.User != nil:
+		return nil, fmt.Errorf("explorer URL %q: credentials go in the username and password settings, not the URL", redactURL(cfg.URL))
 	}
 	switch cfg.Encoding {
 	case "":
@@ -72,141 +104,108 @@ func NewClient(cfg Config) (*Client, error) {
 	default:
 		return nil, fmt.Errorf("unknown auth encoding %q: want auto, json or colon", cfg.Encoding)
 	}
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	hc := &http.Client{Timeout: 10 * time.Second}
+	if cfg.HTTPClient != nil {
+		copied := *cfg.HTTPClient
+		hc = &copied
 	}
+	// A redirect would carry the credentials or the token elsewhere, maybe
+	// in clear text: never follow one; its 3xx is the answer.
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	hc.Jar = nil
 	if cfg.Password == nil {
 		cfg.Password = func() (string, error) { return "", nil }
 	}
-	c := &Client{cfg: cfg, base: base, now: time.Now, encoding: cfg.Encoding}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	c := &Client{cfg: cfg, base: base, http: hc, encoding: cfg.Encoding}
+	if cfg.MaxRequestsPerSecond > 0 {
+		c.limiter = rate.NewLimiter(rate.Limit(cfg.MaxRequestsPerSecond), max(1, int(cfg.MaxRequestsPerSecond)))
+	}
 	return c, nil
 }
 
-// ListJobs fetches one page of the job listing as Explorer answers it.
+// redactURL hides the userinfo of a URL (user:password@), which must never
+// reach a log, even from a URL that does not parse.
+func redactURL(raw string) string {
+	rest := raw
+	prefix := ""
+	if scheme, after, ok := strings.Cut(raw, "://"); ok {
+		prefix, rest = scheme+"://", after
+	}
+	authority := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority = rest[:i]
+	}
+	if at := strings.LastIndex(authority, "@"); at >= 0 {
+		return prefix + "xxxxx@" + rest[at+1:]
+	}
+	return raw
+}
+
+// ListJobs fetches one page of the job listing. Its items are checked
+// against f: a job outside f's status or createTime bounds, a page larger
+// than pageSize or out of the order f asks is an *InvalidAnswerError.
 func (c *Client) ListJobs(ctx context.Context, f Filter, page, pageSize int) (*JobPage, error) {
 	var p JobPage
-	if err := c.call(ctx, "list jobs", http.MethodGet, JobsPath, f.Query(page, pageSize), &p); err != nil {
+	check := listCheck(f)
+	data := func(dec *jsontext.Decoder) error { return readPage(dec, &p, pageSize, check) }
+	if err := c.call(ctx, EndpointJobs, "list jobs", JobsPath, f.Query(page, pageSize), data); err != nil {
 		return nil, err
 	}
 	return &p, nil
 }
 
-// Job fetches one job with its tasks.
+// listCheck returns a check of each listed job, in order, against f.
+func listCheck(f Filter) func(j *Job) error {
+	var prev *Job
+	return func(j *Job) error {
+		switch {
+		case f.Status != nil && j.Status != *f.Status:
+			return invalid("item_outside_filter", "job %d has status %d, the listing asked for %d", j.ID, j.Status, *f.Status)
+		case f.FromCreateTime != 0 && j.CreateTime < f.FromCreateTime, f.ToCreateTime != 0 && j.CreateTime > f.ToCreateTime:
+			return invalid("item_outside_filter", "job %d has createTime %d, the listing asked for [%d, %d] (0: no bound)",
+				j.ID, j.CreateTime, f.FromCreateTime, f.ToCreateTime)
+		case prev != nil && f.OrderByCreateTime == "asc" && j.CreateTime < prev.CreateTime,
+			prev != nil && f.OrderByCreateTime == "desc" && j.CreateTime > prev.CreateTime:
+			return invalid("order", "jobs %d and %d are not in %s createTime order (orderByCreateTime ignored?)",
+				prev.ID, j.ID, f.OrderByCreateTime)
+		}
+		prev = j
+		return nil
+	}
+}
+
+// Job fetches one job with its tasks; the detail of another job is an
+// *InvalidAnswerError.
 func (c *Client) Job(ctx context.Context, id int64) (*Job, error) {
 	var j Job
-	path := JobsPath + "/" + strconv.FormatInt(id, 10)
-	if err := c.call(ctx, "get job "+strconv.FormatInt(id, 10), http.MethodGet, path, nil, &j); err != nil {
+	data := func(dec *jsontext.Decoder) error {
+		if err := readJob(dec, &j); err != nil {
+			return err
+		}
+		if j.ID != id {
+			return invalid("wrong_job", "asked for job %d, got job %d", id, j.ID)
+		}
+		return nil
+	}
+	idText := strconv.FormatInt(id, 10)
+	if err := c.call(ctx, EndpointJob, "get job "+idText, JobsPath+"/"+idText, nil, data); err != nil {
 		return nil, err
 	}
 	return &j, nil
 }
 
-// EachJob visits every job that matches f exactly once, oldest first, and
-// returns the number of requests it made. f's createTime bounds are inclusive.
-//
-// Offset paging over a changing listing counts jobs twice or misses them, and
-// deep offsets are costly for Explorer's database. So EachJob pages by key:
-// it asks in ascending createTime from (just before) the createTime of the
-// last job it saw, skipping the jobs it already visited. Only when one
-// millisecond holds more than a page of jobs does it step the page number.
-// It never trusts the requested page size (servers cap it) and stops on an
-// empty page or when the answer's total is reached.
-//
-// The next page is fetched while visit works through the current one, so a
-// long listing costs little more than fetching its pages.
-func (c *Client) EachJob(ctx context.Context, f Filter, pageSize int, visit func(Job)) (requests int, err error) {
-	type answer struct {
-		page *JobPage
-		err  error
-	}
-	fetch := func(f Filter, page int) <-chan answer {
-		ch := make(chan answer, 1)
-		go func() {
-			// A fresh page each time: decoding into reused items would keep
-			// the fields an item leaves out (runEndTime of a running job)
-			// from the item decoded there before.
-			p, err := c.ListJobs(ctx, f, page, pageSize)
-			ch <- answer{p, err}
-		}()
-		return ch
-	}
-	// f's bounds are inclusive. Explorer's docs do not say whether its own
-	// are, so ask one millisecond wider and drop what lies outside.
-	from, to := f.FromCreateTime, f.ToCreateTime
-	if f.FromCreateTime > 0 {
-		f.FromCreateTime--
-	}
-	if f.ToCreateTime > 0 {
-		f.ToCreateTime++
-	}
-	f.OrderByCreateTime = "asc"
-	page := 1
-	lastCreate, seenAtLast := from, map[int64]bool{}
-	if from == 0 {
-		lastCreate = math.MinInt64 // no lower bound: negative createTimes count too
-	}
-	next := fetch(f, page)
-	for {
-		a := <-next
-		requests++
-		if a.err != nil {
-			return requests, a.err
-		}
-		p, fresh := a.page, a.page.Items[:0]
-		for i, j := range p.Items {
-			if i > 0 && j.CreateTime < p.Items[i-1].CreateTime {
-				// Paging by key relies on the order; better fail than miss jobs.
-				return requests, fmt.Errorf("list jobs: answer is not in ascending createTime order (orderByCreateTime ignored?)")
-			}
-			if j.CreateTime < lastCreate || (j.CreateTime == lastCreate && seenAtLast[j.ID]) {
-				continue // visited on an earlier page, or before from
-			}
-			if to > 0 && j.CreateTime > to {
-				continue
-			}
-			if j.CreateTime > lastCreate {
-				lastCreate = j.CreateTime
-				clear(seenAtLast)
-			}
-			seenAtLast[j.ID] = true
-			fresh = append(fresh, j)
-		}
-		size := p.PageSize
-		if size <= 0 {
-			size = len(p.Items)
-		}
-		if len(p.Items) == 0 && (page-1)*size < p.Total {
-			return requests, fmt.Errorf("list jobs: page %d is empty, but the answer says %d jobs", page, p.Total)
-		}
-		done := len(p.Items) == 0 || (page-1)*size+len(p.Items) >= p.Total
-		if !done {
-			// From one millisecond before the last job seen, for the same
-			// reason: the rest of that millisecond is in the next page.
-			if lastCreate > f.FromCreateTime+1 {
-				f.FromCreateTime, page = lastCreate-1, 1
-			} else {
-				page++ // a whole page within one millisecond: step through it
-			}
-			next = fetch(f, page)
-		}
-		for _, j := range fresh {
-			visit(j)
-		}
-		if done {
-			return requests, nil
-		}
-	}
-}
-
-// call makes an authenticated API call, logging in first if needed and once
+// call makes an authenticated GET, logging in first if needed and once
 // more if Explorer says the session is gone.
-func (c *Client) call(ctx context.Context, op, method, path string, query url.Values, out any) error {
+func (c *Client) call(ctx context.Context, endpoint, op, path string, query url.Values, data dataFunc) error {
 	for attempt := 0; ; attempt++ {
 		token, err := c.session(ctx)
 		if err != nil {
 			return err
 		}
-		_, err = c.roundTrip(ctx, op, method, path, query, nil, token, nil, out)
+		_, err = c.roundTrip(ctx, endpoint, op, http.MethodGet, path, query, nil, token, nil, data)
 		var apiErr *Error
 		if attempt == 0 && errors.As(err, &apiErr) && apiErr.IsAuth() {
 			c.forget(token)
@@ -220,7 +219,7 @@ func (c *Client) call(ctx context.Context, op, method, path string, query url.Va
 func (c *Client) session(ctx context.Context) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.token != "" && (c.renewAt.IsZero() || c.now().Before(c.renewAt)) {
+	if c.token != "" && (c.renewAt.IsZero() || c.cfg.Now().Before(c.renewAt)) {
 		return c.token, nil
 	}
 	return c.login(ctx)
@@ -235,32 +234,29 @@ func (c *Client) forget(token string) {
 	}
 }
 
-// Login logs in now (normally done lazily); useful to check credentials.
-func (c *Client) Login(ctx context.Context) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, err := c.login(ctx)
-	return err
-}
-
-// login calls /connect; c.mu is held.
+// login calls /connect; c.mu is held. With EncodingAuto it tries the
+// encoding that worked last, then the other one.
 func (c *Client) login(ctx context.Context) (string, error) {
 	password, err := c.cfg.Password()
 	if err != nil {
 		return "", fmt.Errorf("login: %w", err)
 	}
 	encodings := []string{c.encoding}
-	if c.encoding == EncodingAuto {
+	switch {
+	case c.cfg.Encoding != EncodingAuto:
+	case c.encoding == EncodingColon:
+		encodings = []string{EncodingColon, EncodingJSON}
+	default:
 		encodings = []string{EncodingJSON, EncodingColon}
 	}
 	body, _ := json.Marshal(map[string]any{"address": c.cfg.GraphAddress, "port": c.cfg.GraphPort})
 	var lastErr error
 	for _, enc := range encodings {
 		header := http.Header{"Authorization": {"Bearer " + credential(enc, c.cfg.Username, password)}}
-		cookies, err := c.roundTrip(ctx, "login as "+strconv.Quote(c.cfg.Username)+" ("+enc+" encoding)",
+		cookies, err := c.roundTrip(ctx, EndpointConnect, "login ("+enc+" encoding)",
 			http.MethodPost, ConnectPath, nil, body, "", header, nil)
 		var apiErr *Error
-		if errors.As(err, &apiErr) && apiErr.IsAuth() {
+		if errors.As(err, &apiErr) && apiErr.IsRefusedLogin() {
 			lastErr = err // this encoding may be the wrong one: try the next
 			continue
 		}
@@ -268,21 +264,36 @@ func (c *Client) login(ctx context.Context) (string, error) {
 			return "", err
 		}
 		for _, ck := range cookies {
-			if ck.Name != TokenCookie || ck.Value == "" {
-				continue
+			if ck.Name == TokenCookie && ck.Value != "" {
+				c.token, c.encoding, c.renewAt = ck.Value, enc, c.renewal(ck)
+				return c.token, nil
 			}
-			c.token, c.encoding, c.renewAt = ck.Value, enc, time.Time{}
-			if ck.MaxAge > 0 {
-				// Renew at 90% of the lifetime, so no request races the expiry.
-				c.renewAt = c.now().Add(time.Duration(ck.MaxAge) * time.Second * 9 / 10)
-			} else if !ck.Expires.IsZero() {
-				c.renewAt = c.now().Add(ck.Expires.Sub(c.now()) * 9 / 10)
-			}
-			return c.token, nil
 		}
-		return "", fmt.Errorf("login: explorer answered success but set no %s cookie", TokenCookie)
+		return "", &InvalidAnswerError{Op: "login", Reason: "no_data", Detail: "success without a " + TokenCookie + " cookie"}
 	}
-	return "", lastErr
+	what := "the " + encodings[0] + " encoding"
+	if len(encodings) == 2 {
+		what = "both encodings (json and colon)"
+	}
+	return "", fmt.Errorf("login as %q: %w in %s: %w", c.cfg.Username, ErrLoginRefused, what, lastErr)
+}
+
+// renewal is when to renew a token: at 90% of the lifetime its cookie
+// claims, clamped to maxTokenLifetime, so no request races the expiry;
+// zero if the cookie says nothing.
+func (c *Client) renewal(ck *http.Cookie) time.Time {
+	now := c.cfg.Now()
+	var life time.Duration
+	switch {
+	case ck.MaxAge > 0:
+		life = time.Duration(min(int64(ck.MaxAge), int64(maxTokenLifetime/time.Second))) * time.Second
+	case ck.MaxAge < 0: // Max-Age=0: expired already
+	case !ck.Expires.IsZero():
+		life = min(ck.Expires.Sub(now), maxTokenLifetime) // Sub saturates
+	default:
+		return time.Time{}
+	}
+	return now.Add(max(life, 0) / 10 * 9)
 }
 
 // credential builds the Bearer value; it is a secret and is never logged.
@@ -295,10 +306,16 @@ func credential(encoding, user, password string) string {
 	return base64.StdEncoding.EncodeToString([]byte(raw))
 }
 
-// roundTrip sends one request, decodes the envelope's data into out (if not
-// nil) and returns the cookies set.
-func (c *Client) roundTrip(ctx context.Context, op, method, path string, query url.Values, body []byte,
-	token string, header http.Header, out any) ([]*http.Cookie, error) {
+// roundTrip sends one request, decodes its answer (with data, if not nil)
+// and returns the cookies set. It waits for the rate limit first and
+// reports the request to Config.OnRequest.
+func (c *Client) roundTrip(ctx context.Context, endpoint, op, method, path string, query url.Values, body []byte,
+	token string, header http.Header, data dataFunc) ([]*http.Cookie, error) {
+	if c.limiter != nil {
+		if err := c.limiter.Wait(ctx); err != nil {
+			return nil, fmt.Errorf("%s: waiting for explorer.max_requests_per_second: %w", op, err)
+		}
+	}
 	u := *c.base
 	u.Path += path
 	u.RawQuery = query.Encode()
@@ -317,75 +334,67 @@ func (c *Client) roundTrip(ctx context.Context, op, method, path string, query u
 	if token != "" {
 		req.AddCookie(&http.Cookie{Name: TokenCookie, Value: token})
 	}
-	resp, err := c.cfg.HTTPClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+	start := time.Now()
+	var cookies []*http.Cookie
+	// The transport asks for gzip and decompresses it itself; decode caps
+	// what it reads of the decompressed body.
+	resp, err := c.http.Do(req)
+	if err == nil {
+		err = decode(op, resp.StatusCode, resp.Body, data)
+		cookies = resp.Cookies()
+		resp.Body.Close()
 	}
-	defer resp.Body.Close()
-	buf := bodyBuffers.Get().(*bytes.Buffer)
-	defer bodyBuffers.Put(buf)
-	buf.Reset()
-	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, maxBody+1)); err != nil {
-		return nil, fmt.Errorf("%s: reading answer: %w", op, err)
+	if err != nil && !isAnswer(err) {
+		err = c.transportError(ctx, op, err)
 	}
-	if buf.Len() > maxBody {
-		return nil, fmt.Errorf("%s: answer larger than %d bytes", op, maxBody)
+	if c.cfg.OnRequest != nil {
+		c.cfg.OnRequest(endpoint, resultOf(err), time.Since(start))
 	}
-	if err := decode(op, resp.StatusCode, buf.Bytes(), out); err != nil {
-		return nil, err
-	}
-	return resp.Cookies(), nil
+	return cookies, err
 }
 
-// decode checks an answer's status and envelope and decodes its data into
-// out (if not nil). Explorer's docs do not say which HTTP status goes with an
-// error, so a non-2xx status and a non-zero code are both *Error.
-func decode(op string, status int, raw []byte, out any) error {
-	if status < 200 || status > 299 {
-		e := &Error{Op: op, HTTPStatus: status}
-		var env Envelope
-		if json.Unmarshal(raw, &env) == nil {
-			e.Code, e.Message = env.Code, truncate(env.Message)
-		}
-		return e
+// isAnswer reports whether err is about what Explorer answered.
+func isAnswer(err error) bool {
+	var apiErr *Error
+	var inv *InvalidAnswerError
+	return errors.As(err, &apiErr) || errors.As(err, &inv)
+}
+
+// transportError says what became of a request that got no (complete)
+// answer, naming the per-request limit when that is what ran out.
+func (c *Client) transportError(ctx context.Context, op string, err error) error {
+	var netErr net.Error
+	if ctx.Err() == nil && errors.As(err, &netErr) && netErr.Timeout() {
+		return &RequestTimeoutError{Op: op, Limit: c.http.Timeout, Err: err}
 	}
-	// Data goes straight into out, without a copy of the page in between.
-	env := struct {
-		Code    *int     `json:"code"`
-		Message string   `json:"message"`
-		Data    dataInto `json:"data"`
-	}{Data: dataInto{out: out}}
-	err := json.Unmarshal(raw, &env)
-	if err != nil && env.Code != nil && *env.Code != CodeOK {
-		err = nil // an error answer whose data has another shape
+	if strings.HasPrefix(err.Error(), op+": ") {
+		return err
 	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// resultOf is the result label of a request that ended with err.
+func resultOf(err error) string {
+	var apiErr *Error
+	var netErr net.Error
 	switch {
-	case err != nil && !json.Valid(raw):
-		return fmt.Errorf("%s: answer is not valid JSON: %w", op, err)
-	case err != nil:
-		return fmt.Errorf("%s: unexpected data: %w", op, err)
-	case env.Code == nil:
-		return fmt.Errorf("%s: answer has no code", op)
-	case *env.Code != CodeOK:
-		return &Error{Op: op, HTTPStatus: status, Code: *env.Code, Message: truncate(env.Message)}
-	case out != nil && !env.Data.seen:
-		return fmt.Errorf("%s: answer has no data", op)
+	case err == nil:
+		return ResultSuccess
+	case isInvalid(err):
+		return ResultInvalidAnswer
+	case errors.As(err, &apiErr) && apiErr.Code != 0:
+		return ErrorName(apiErr.Code)
+	case errors.As(err, &apiErr):
+		return "http_" + strconv.Itoa(apiErr.HTTPStatus)
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return ResultTimeout
 	}
-	return nil
+	return ResultNetwork
 }
 
-// dataInto decodes an envelope's data into out and notes whether there was any.
-type dataInto struct {
-	out  any
-	seen bool
-}
-
-func (d *dataInto) UnmarshalJSON(b []byte) error {
-	if d.out == nil || string(b) == "null" {
-		return nil
-	}
-	d.seen = true
-	return json.Unmarshal(b, d.out)
+func isInvalid(err error) bool {
+	var inv *InvalidAnswerError
+	return errors.As(err, &inv)
 }
 
 // truncate bounds the error name Explorer sends, which goes into logs.

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,17 +19,43 @@ const password = "s3cret-Pa55"
 
 func newClient(t *testing.T, fake *explorertest.Explorer, encoding string) *explorer.Client {
 	t.Helper()
+	return newClientWith(t, fake, explorer.Config{Encoding: encoding})
+}
+
+// newClientWith serves fake and returns a client of it with cfg's other
+// settings.
+func newClientWith(t *testing.T, fake *explorertest.Explorer, cfg explorer.Config) *explorer.Client {
+	t.Helper()
 	srv := explorertest.NewServer(fake)
 	t.Cleanup(srv.Close)
 	fake.SetCredentials("root", password)
-	c, err := explorer.NewClient(explorer.Config{
-		URL: srv.URL + "/", Username: "root", Password: func() (string, error) { return password, nil },
-		GraphAddress: "127.0.0.1", GraphPort: 9669, Encoding: encoding,
-	})
+	cfg.URL, cfg.Username, cfg.GraphAddress, cfg.GraphPort = srv.URL+"/", "root", "127.0.0.1", 9669
+	cfg.Password = func() (string, error) { return password, nil }
+	c, err := explorer.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// clock is a fake clock for the client and the fake.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *clock { return &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
 }
 
 func addJobs(fake *explorertest.Explorer, n int, createTime func(i int) int64) {
@@ -80,11 +107,14 @@ func TestLogin(t *testing.T) {
 			fake := explorertest.New()
 			fake.SetQuirks(explorertest.Quirks{Encodings: tc.accepts})
 			c := newClient(t, fake, tc.encoding)
-			err := c.Login(context.Background())
+			_, err := c.ListJobs(context.Background(), explorer.Filter{}, 1, 10)
 			if tc.wantError {
 				var apiErr *explorer.Error
-				if !errors.As(err, &apiErr) || apiErr.Code != explorer.CodeUnauthorized {
-					t.Fatalf("err = %v, want ErrUnauthorized", err)
+				if !errors.As(err, &apiErr) || apiErr.Code != explorer.CodeUnauthorized || !errors.Is(err, explorer.ErrLoginRefused) {
+					t.Fatalf("err = %v, want ErrUnauthorized and ErrLoginRefused", err)
+				}
+				if !strings.Contains(err.Error(), "in the "+tc.encoding+" encoding") {
+					t.Errorf("error does not name the encoding refused: %v", err)
 				}
 				if strings.Contains(err.Error(), password) {
 					t.Errorf("error shows the password: %v", err)
@@ -100,8 +130,9 @@ func TestLogin(t *testing.T) {
 		fake := explorertest.New()
 		fake.SetQuirks(explorertest.Quirks{Encodings: explorertest.ColonOnly})
 		c := newClient(t, fake, explorer.EncodingAuto)
+		fake.SetQuirks(explorertest.Quirks{Encodings: explorertest.ColonOnly, TokenUses: 1})
 		for i := 0; i < 3; i++ {
-			if err := c.Login(context.Background()); err != nil {
+			if _, err := c.ListJobs(context.Background(), explorer.Filter{}, 1, 10); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -109,12 +140,30 @@ func TestLogin(t *testing.T) {
 			t.Errorf("logins %d, failed %d; want 3 and 1 (only the first try of the wrong encoding)", s.Logins, s.FailedLogins)
 		}
 	})
-	t.Run("a wrong password is an error that does not show it", func(t *testing.T) {
+	t.Run("a wrong password is a refused login in both encodings that does not show it", func(t *testing.T) {
 		fake := explorertest.New()
 		c := newClient(t, fake, explorer.EncodingAuto)
 		fake.SetCredentials("root", "other")
 		_, err := c.ListJobs(context.Background(), explorer.Filter{}, 1, 10)
-		if err == nil || strings.Contains(err.Error(), password) || !strings.Contains(err.Error(), "login") {
+		if !errors.Is(err, explorer.ErrLoginRefused) || strings.Contains(err.Error(), password) ||
+			!strings.Contains(err.Error(), `login as "root": explorer refused the login in both encodings (json and colon)`) {
+			t.Fatalf("err = %v", err)
+		}
+		if s := fake.Stats(); s.ConnectJSON != 1 || s.ConnectColon != 1 {
+			t.Errorf("stats %+v: want one try of each encoding", s)
+		}
+	})
+	t.Run("once an encoding worked, auto tries it first, and still both when refused", func(t *testing.T) {
+		fake := explorertest.New()
+		fake.SetQuirks(explorertest.Quirks{Encodings: explorertest.ColonOnly})
+		c := newClient(t, fake, explorer.EncodingAuto)
+		if _, err := c.ListJobs(context.Background(), explorer.Filter{}, 1, 10); err != nil {
+			t.Fatal(err)
+		}
+		fake.SetQuirks(explorertest.Quirks{RefuseLogins: true, TokenUses: 1})
+		fake.ResetStats()
+		_, err := c.ListJobs(context.Background(), explorer.Filter{}, 1, 10)
+		if !errors.Is(err, explorer.ErrLoginRefused) || !strings.Contains(err.Error(), "both encodings") {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -136,20 +185,54 @@ func TestSessionToken(t *testing.T) {
 	})
 	t.Run("the token is renewed before its Max-Age runs out", func(t *testing.T) {
 		fake := explorertest.New()
-		fake.SetQuirks(explorertest.Quirks{TokenMaxAge: time.Second})
-		c := newClient(t, fake, explorer.EncodingAuto)
+		fake.SetQuirks(explorertest.Quirks{TokenMaxAge: 100 * time.Second})
+		clock := newClock()
+		fake.SetNow(clock.Now)
+		c := newClientWith(t, fake, explorer.Config{Now: clock.Now})
 		addJobs(fake, 1, func(int) int64 { return 1 })
-		for i := 0; i < 2; i++ {
+		for i := 0; i < 3; i++ {
 			if _, err := c.ListJobs(context.Background(), explorer.Filter{}, 1, 10); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(950 * time.Millisecond) // past 90% of the Max-Age, not past it
+			clock.Advance(50 * time.Second) // the second request at 50%, the third at 100% of the Max-Age
 		}
 		s := fake.Stats()
 		if s.Logins != 2 || s.Requests != s.Logins+s.Lists {
-			t.Errorf("stats %+v: want a second login and no refused request", s)
+			t.Errorf("stats %+v: want a second login (only) for the third request and no refused request", s)
 		}
 	})
+	for _, tc := range []struct {
+		name   string
+		cookie string
+	}{
+		{"a Max-Age of 1e10 seconds", "Max-Age=10000000000"},
+		{"an Expires in 2065", "Expires=Mon, 02 Jan 2065 15:04:05 GMT"},
+	} {
+		t.Run(tc.name+" does not overflow: the token is kept, and renewed within 30 days", func(t *testing.T) {
+			logins := 0
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == explorer.ConnectPath {
+					logins++
+					w.Header().Set("Set-Cookie", explorer.TokenCookie+"=t; Path=/; "+tc.cookie)
+					w.Write([]byte(`{"code":0,"data":{}}`))
+					return
+				}
+				w.Write([]byte(`{"code":0,"data":{"items":[],"total":0}}`))
+			}))
+			defer srv.Close()
+			clock := newClock()
+			c, _ := explorer.NewClient(explorer.Config{URL: srv.URL, Now: clock.Now})
+			for _, step := range []time.Duration{0, time.Hour, 26 * 24 * time.Hour, 2 * 24 * time.Hour} {
+				clock.Advance(step)
+				if _, err := c.ListJobs(context.Background(), explorer.Filter{}, 1, 10); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if logins != 2 {
+				t.Errorf("%d logins over 29 days, want 2 (the token renewed at 27 days)", logins)
+			}
+		})
+	}
 }
 
 func TestEachJob(t *testing.T) {
@@ -216,7 +299,7 @@ func TestEachJob(t *testing.T) {
 		defer srv.Close()
 		c, _ := explorer.NewClient(explorer.Config{URL: srv.URL})
 		_, err := c.EachJob(context.Background(), explorer.Filter{}, 2, func(explorer.Job) {})
-		if err == nil || !strings.Contains(err.Error(), "ascending") {
+		if err == nil || !strings.Contains(err.Error(), "not in asc createTime order") {
 			t.Errorf("err = %v", err)
 		}
 	})
@@ -242,7 +325,7 @@ func TestErrors(t *testing.T) {
 		{"an HTTP 500 is an error with its status", explorertest.Quirks{HTTPStatus: 500},
 			func(err error) bool { var e *explorer.Error; return errors.As(err, &e) && e.HTTPStatus == 500 }},
 		{"a truncated answer is invalid JSON", explorertest.Quirks{TruncateBody: true},
-			func(err error) bool { return err != nil && strings.Contains(err.Error(), "not valid JSON") }},
+			func(err error) bool { return err != nil && strings.Contains(err.Error(), "invalid answer (not_json)") }},
 		{"a slow Explorer ends with the context's deadline", explorertest.Quirks{Delay: 2 * time.Second},
 			func(err error) bool { return errors.Is(err, context.DeadlineExceeded) }},
 	}
@@ -251,7 +334,7 @@ func TestErrors(t *testing.T) {
 			fake := explorertest.New()
 			c := newClient(t, fake, explorer.EncodingAuto)
 			addJobs(fake, 3, func(i int) int64 { return int64(i + 1) })
-			if err := c.Login(context.Background()); err != nil {
+			if _, err := c.ListJobs(context.Background(), explorer.Filter{}, 1, 10); err != nil {
 				t.Fatal(err)
 			}
 			fake.SetQuirks(tc.quirks)

@@ -27,6 +27,10 @@ func appendJob(b []byte, j *explorer.Job, tasks []explorer.Task, q itemQuirks) [
 	b = appendString(b, j.WorkflowName)
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(j.Status), 10)
+	if q.caseDuplicateStatus {
+		b = append(b, `,"Status":`...)
+		b = strconv.AppendInt(b, int64(j.Status)+1, 10)
+	}
 	if j.RunBeginTime != 0 || !q.omitZeroTimes {
 		b = append(b, `,"runBeginTime":`...)
 		b = strconv.AppendInt(b, j.RunBeginTime, 10)
@@ -70,6 +74,7 @@ func appendTask(b []byte, t *explorer.Task) []byte {
 // itemQuirks are the quirks that shape a listing item.
 type itemQuirks struct {
 	tasksNull, omitZeroTimes bool
+	caseDuplicateStatus      bool
 	tasks                    bool            // every item carries its tasks
 	tasksOf                  map[string]bool // items of these workflow ids do
 	now                      time.Time       // for the tasks of running jobs

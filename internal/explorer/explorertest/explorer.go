@@ -81,10 +81,51 @@ type Quirks struct {
 	// OmitZeroTimes leaves runBeginTime and runEndTime out of listing items
 	// while they are 0, as the docs allow ("0 (or absent)").
 	OmitZeroTimes bool
+	// RefuseLogins refuses every /connect, whatever the credentials.
+	RefuseLogins bool
+	// Hang holds every request until the channel is closed or the request is
+	// cancelled (its client gave up), which then gets no answer.
+	Hang <-chan struct{}
+
+	// Misbehaviours: answers that do not match the request.
+
+	// IgnoreStatusFilter lists jobs of every status whatever the filter asks.
+	IgnoreStatusFilter bool
+	// IgnoreTimeFilter lists jobs of every createTime whatever the filter asks.
+	IgnoreTimeFilter bool
+	// IgnoreOrder lists jobs newest first whatever the filter asks.
+	IgnoreOrder bool
+	// IgnorePage answers page 1 whatever page is asked.
+	IgnorePage bool
+	// WrongDetail answers GET jobs/<id> with the job stored after it (or before it, for the last).
+	WrongDetail bool
+	// NullItem appends a null item to every listing page.
+	NullItem bool
+	// CaseDuplicateStatus adds "Status" after each item's "status", with another value.
+	CaseDuplicateStatus bool
+	// Total, if not nil, is the total every listing answers instead of the real one.
+	Total *int
+	// ExtraItems adds this many made-up items to every listing page, beyond the page size.
+	ExtraItems int
+	// Padding adds a member "padding" of this many bytes to every listing and
+	// detail answer, before the data.
+	Padding int
+	// Gzip compresses every answer when the request accepts gzip.
+	Gzip bool
+	// Redirect answers requests for its Path with its Status and Location.
+	Redirect *Redirect
+
 	// OnList is called, without any lock held, before each listing page is
 	// computed, with the page's filter and page number: it may add, change or
 	// delete jobs "between page requests".
 	OnList func(f explorer.Filter, page int)
+}
+
+// Redirect is a redirect the fake answers (Quirks.Redirect).
+type Redirect struct {
+	Path     string // the API path redirected, e.g. explorer.ConnectPath
+	Status   int    // 301, 302, 307, 308
+	Location string
 }
 
 // Stats counts what the fake has served since New or ResetStats.
@@ -94,6 +135,8 @@ type Stats struct {
 	Lists        int // listing pages answered with code 0 (truncated ones included)
 	Details      int // job details answered with code 0 (truncated ones included)
 	Requests     int // every HTTP request, login and failures included
+	ConnectJSON  int // /connect calls with credentials in the JSON encoding, refused ones included
+	ConnectColon int // /connect calls with credentials in the colon encoding, refused ones included
 }
 
 // Explorer is a fake NebulaGraph Explorer. It implements http.Handler and is
@@ -114,7 +157,7 @@ type Explorer struct {
 	quirks atomic.Pointer[Quirks]
 	now    atomic.Pointer[func() time.Time]
 
-	logins, failedLogins, lists, details, requests atomic.Int64
+	logins, failedLogins, lists, details, requests, connectJSON, connectColon atomic.Int64
 }
 
 type session struct {
@@ -180,6 +223,8 @@ func (e *Explorer) Stats() Stats {
 		Lists:        int(e.lists.Load()),
 		Details:      int(e.details.Load()),
 		Requests:     int(e.requests.Load()),
+		ConnectJSON:  int(e.connectJSON.Load()),
+		ConnectColon: int(e.connectColon.Load()),
 	}
 }
 
@@ -190,6 +235,8 @@ func (e *Explorer) ResetStats() {
 	e.lists.Store(0)
 	e.details.Store(0)
 	e.requests.Store(0)
+	e.connectJSON.Store(0)
+	e.connectColon.Store(0)
 }
 
 // compareJobs orders jobs by (CreateTime, ID), the order of the store.

@@ -2,6 +2,7 @@ package explorertest
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -21,28 +22,8 @@ const (
 	maxRequestBody = 1 << 20
 )
 
-// errorNames are the envelope messages of Explorer's error codes.
-var errorNames = map[int]string{
-	explorer.CodeBadRequest:         "ErrBadRequest",
-	explorer.CodeParam:              "ErrParam",
-	explorer.CodeUnauthorized:       "ErrUnauthorized",
-	explorer.CodeSession:            "ErrSession",
-	explorer.CodeForbidden:          "ErrForbidden",
-	explorer.CodeNotFound:           "ErrNotFound",
-	explorer.CodeInternalServer:     "ErrInternalServer",
-	explorer.CodeInternalDatabase:   "ErrInternalDatabase",
-	explorer.CodeInternalController: "ErrInternalController",
-	explorer.CodeInternalLicense:    "ErrInternalLicense",
-	explorer.CodeUnknown:            "ErrUnknown",
-}
-
 // errorName returns the envelope message Explorer uses for code ("ErrUnknown" for codes it does not define).
-func errorName(code int) string {
-	if name, ok := errorNames[code]; ok {
-		return name
-	}
-	return errorNames[explorer.CodeUnknown]
-}
+func errorName(code int) string { return explorer.ErrorName(code) }
 
 // codeForStatus is the error code that goes with an HTTP status for Quirks.HTTPStatus.
 func codeForStatus(status int) int {
@@ -75,9 +56,26 @@ func (e *Explorer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if q.Hang != nil {
+		select {
+		case <-q.Hang:
+		case <-r.Context().Done():
+			return
+		}
+	}
 	if q.HTTPStatus != 0 {
 		writeError(w, q.HTTPStatus, codeForStatus(q.HTTPStatus))
 		return
+	}
+	if rd := q.Redirect; rd != nil && r.URL.Path == rd.Path {
+		http.Redirect(w, r, rd.Location, rd.Status)
+		return
+	}
+	if q.Gzip && strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		gz := &gzipWriter{ResponseWriter: w, gz: gzip.NewWriter(w)}
+		defer gz.gz.Close()
+		w.Header().Set("Content-Encoding", "gzip")
+		w = gz
 	}
 
 	path := r.URL.Path
@@ -170,10 +168,38 @@ func writeBody(w http.ResponseWriter, status int, b []byte, truncate bool) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
+	if _, gz := w.(*gzipWriter); !gz {
+		h.Set("Content-Length", strconv.Itoa(len(b)))
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }
+
+// writePadded writes an answer whose envelope starts with a "padding"
+// member of n bytes, written in chunks (a padded answer may be huge).
+func writePadded(w http.ResponseWriter, b []byte, n int) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, `{"padding":"`)
+	chunk := bytes.Repeat([]byte{'x'}, 64<<10)
+	for n > 0 {
+		k := min(n, len(chunk))
+		if _, err := w.Write(chunk[:k]); err != nil {
+			return // the client gave up
+		}
+		n -= k
+	}
+	_, _ = io.WriteString(w, `",`)
+	_, _ = w.Write(b[1:])
+}
+
+// gzipWriter compresses an answer (Quirks.Gzip).
+type gzipWriter struct {
+	http.ResponseWriter
+	gz *gzip.Writer
+}
+
+func (g *gzipWriter) Write(b []byte) (int, error) { return g.gz.Write(b) }
 
 // connect is POST /api-open/v1/connect: check the body and the Bearer credentials, issue a token.
 func (e *Explorer) connect(w http.ResponseWriter, r *http.Request, q *Quirks) {
@@ -183,8 +209,14 @@ func (e *Explorer) connect(w http.ResponseWriter, r *http.Request, q *Quirks) {
 		return
 	}
 	user, password, enc, ok := parseBearer(r.Header.Get("Authorization"))
+	switch {
+	case ok && enc == JSONOnly:
+		e.connectJSON.Add(1)
+	case ok:
+		e.connectColon.Add(1)
+	}
 	e.authMu.Lock()
-	ok = ok && (q.Encodings == BothEncodings || q.Encodings == enc) &&
+	ok = ok && !q.RefuseLogins && (q.Encodings == BothEncodings || q.Encodings == enc) &&
 		user == e.user && password == e.password
 	e.authMu.Unlock()
 	if !ok {
@@ -342,10 +374,16 @@ func (e *Explorer) list(w http.ResponseWriter, r *http.Request, q *Quirks) {
 		q.OnList(l.filter, l.page)
 	}
 	bp := bufPool.Get().(*[]byte)
-	b := e.appendPage((*bp)[:0], l, itemQuirks{tasksNull: q.TasksNull, omitZeroTimes: q.OmitZeroTimes,
-		tasks: q.TasksInListing, tasksOf: q.TasksInListingOf, now: e.Now()})
+	if q.IgnorePage {
+		l.page = 1
+	}
+	b := e.appendPage((*bp)[:0], l, q)
 	e.lists.Add(1)
-	writeBody(w, http.StatusOK, b, q.TruncateBody)
+	if q.Padding > 0 {
+		writePadded(w, b, q.Padding)
+	} else {
+		writeBody(w, http.StatusOK, b, q.TruncateBody)
+	}
 	if cap(b) <= 8<<20 {
 		*bp = b
 		bufPool.Put(bp)
@@ -354,11 +392,22 @@ func (e *Explorer) list(w http.ResponseWriter, r *http.Request, q *Quirks) {
 
 // appendPage encodes the envelope of one listing page. Without a status
 // filter it touches only the page's jobs.
-func (e *Explorer) appendPage(b []byte, l listing, items itemQuirks) []byte {
+func (e *Explorer) appendPage(b []byte, l listing, q *Quirks) []byte {
+	items := itemQuirks{tasksNull: q.TasksNull, omitZeroTimes: q.OmitZeroTimes, caseDuplicateStatus: q.CaseDuplicateStatus,
+		tasks: q.TasksInListing, tasksOf: q.TasksInListingOf, now: e.Now()}
+	if q.IgnoreStatusFilter {
+		l.filter.Status = nil
+	}
+	if q.IgnoreTimeFilter {
+		l.filter.FromCreateTime, l.filter.ToCreateTime = 0, 0
+	}
+	if q.IgnoreOrder {
+		l.asc = false
+	}
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	from, to := l.filter.FromCreateTime, l.filter.ToCreateTime
-	if e.Quirks().ExclusiveTimeFilter { // 0 is no bound
+	if q.ExclusiveTimeFilter { // 0 is no bound
 		if from != 0 {
 			from++
 		}
@@ -411,6 +460,18 @@ func (e *Explorer) appendPage(b []byte, l listing, items itemQuirks) []byte {
 			}
 			total++
 		}
+	}
+	for k := range q.ExtraItems {
+		emit(&explorer.Job{ID: -1 - int64(k), Name: "extra", WorkflowID: "1", WorkflowName: "extra", CreateTime: math.MaxInt64})
+	}
+	if q.NullItem {
+		if emitted > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, "null"...)
+	}
+	if q.Total != nil {
+		total = *q.Total
 	}
 	b = append(b, `],"total":`...)
 	b = strconv.AppendInt(b, int64(total), 10)
@@ -465,9 +526,28 @@ func (e *Explorer) detail(w http.ResponseWriter, q *Quirks, idText string) {
 		writeError(w, http.StatusNotFound, explorer.CodeNotFound)
 		return
 	}
+	if q.WrongDetail {
+		j = e.neighbour(id)
+	}
 	e.details.Add(1)
 	j.Tasks = tasksOf(&j, e.Now())
+	if q.Padding > 0 {
+		b, _ := json.Marshal(answer{Code: explorer.CodeOK, Message: "Success", Data: j})
+		writePadded(w, b, q.Padding)
+		return
+	}
 	writeOK(w, j, q.TruncateBody)
+}
+
+// neighbour returns the job stored after job id, or before it if it is the last.
+func (e *Explorer) neighbour(id int64) explorer.Job {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	i, _ := e.findLocked(id)
+	if i+1 < len(e.jobs) {
+		return e.jobs[i+1]
+	}
+	return e.jobs[max(0, i-1)]
 }
 
 // tasksOf returns the tasks j was stored with, or else generated ones.
