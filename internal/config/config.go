@@ -241,12 +241,12 @@ func decode(data []byte) (Config, error) {
 		// An empty file: the defaults, which validate rejects for want of a URL.
 		return defaultConfig(), nil
 	case err != nil:
-		return Config{}, syntaxError(err)
+		return Config{}, syntaxError(data, err)
 	}
 	switch err := d.Decode(&extra); {
 	case errors.Is(err, io.EOF):
 	case err != nil:
-		return Config{}, syntaxError(err)
+		return Config{}, syntaxError(data, err)
 	default:
 		return Config{}, fmt.Errorf("line %d: a second YAML document starts here; the file must hold exactly one", extra.Line)
 	}

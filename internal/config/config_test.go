@@ -131,7 +131,7 @@ func TestLoadBadFiles(t *testing.T) {
 		{"bad-not-mapping.yml", "line 1: the file must be a mapping with the sections explorer, sync, tasks, workflows, limits and metrics, got a list"},
 		{"bad-duplicate-key.yml", `line 5: key "url" appears twice in explorer (first on line 2)`},
 		{"bad-multi-doc.yml", "line 5: a second YAML document starts here; the file must hold exactly one"},
-		{"bad-syntax.yml", "line 2: invalid YAML: found a tab character that violates indentation"},
+		{"bad-syntax.yml", "line 3: invalid YAML: found a tab character that violates indentation"},
 		{"bad-merge-loop.yml", "line 1: explorer: a merge (<<) includes the mapping it is in"},
 		// "Billion laughs": merges of merges name one mapping 9^8 times.
 		{"bad-merge-bomb.yml", `line 3: unknown key "nope" in explorer`},
@@ -211,6 +211,30 @@ func TestEveryTestdataFileIsTested(t *testing.T) {
 // TestHostileFilesAnswerAtOnce: a few hundred bytes of aliases and merges
 // once took minutes to report (and a reload held its lock meanwhile). The
 // bound is generous: the answer takes about a millisecond.
+// TestSyntaxErrorLines: the line named is the one where the file goes
+// wrong; yaml.v3 alone says 2, 3, 4, 1, 1, 4 and none for the first seven.
+func TestSyntaxErrorLines(t *testing.T) {
+	const head = "explorer:\n  url: http://h:7002\n  username: root\n"
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"a tab on line 3", "explorer:\n  url: x\n\tusername: root\n", "line 3: invalid YAML: found a tab character that violates indentation"},
+		{"a tab on line 4", head + "\tpassword: x\n", "line 4: invalid YAML: found a tab character that violates indentation"},
+		{"a key indented too little on line 5", head + "  password: x\n graph_port: 1\n", "line 5: invalid YAML: did not find expected key"},
+		{"a list item among keys on line 5", head + "  password: x\n  - a\n", "line 5: invalid YAML: did not find expected key"},
+		{"an unclosed list on line 2", "explorer:\n  url: [a, b\nsync:\n  timeout: 1m\n", "line 2: invalid YAML: did not find expected ',' or ']'"},
+		{"a key without a colon on line 4", head + "  password\n", "line 4: invalid YAML: could not find expected ':'"},
+		{"two colons on line 1", "explorer: url: x\n", "line 1: invalid YAML: mapping values are not allowed in this context"},
+		{"an error in a second document", head + "---\nexplorer:\n\turl: x\n", "line 6: invalid YAML: found character that cannot start any token"},
+		{"CRLF line ends", "explorer:\r\n  url: x\r\n\tusername: root\r\n", "line 3: invalid YAML: found a tab character that violates indentation"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml))
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("got  %v\nwant %s", err, tc.want)
+			}
+		})
+	}
+}
+
 func TestHostileFilesAnswerAtOnce(t *testing.T) {
 	for _, file := range []string{"bad-merge-bomb.yml", "bad-merge-bomb-tls.yml", "bad-merge-loop.yml"} {
 		t.Run(file, func(t *testing.T) {

@@ -1,10 +1,14 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 
 	promconfig "github.com/prometheus/common/config"
@@ -24,14 +28,54 @@ var (
 	yamlValue = regexp.MustCompile("(?: `[^`]*`)+")
 )
 
-// syntaxError rewrites a parse error: "yaml: line 3: mapping values are not
-// allowed in this context" becomes "line 3: invalid YAML: mapping values ...".
-func syntaxError(err error) error {
-	s := strings.TrimPrefix(err.Error(), "yaml: ")
-	if m := yamlLine.FindString(s); m != "" {
-		return errors.New(m + "invalid YAML: " + s[len(m):])
+// syntaxError rewrites a parse error of data: "yaml: line 3: mapping values
+// are not allowed in this context" becomes "line 3: invalid YAML: mapping
+// values ...". yaml.v3's own line is often early: it names the start of
+// the construct being parsed, and counts parser errors from 0. So the line
+// given is the first at which the file stops being valid: the shortest run
+// of leading lines that fails with the same message. The search starts at
+// yaml.v3's line and gallops, so it parses a few prefixes, not the file's
+// every line.
+func syntaxError(data []byte, err error) error {
+	raw := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg := yamlLine.ReplaceAllString(raw, "")
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	fails := func(k int) bool { // the first k lines fail as the file does
+		err := parseAll(bytes.Join(lines[:k], nil))
+		return err != nil && yamlLine.ReplaceAllString(strings.TrimPrefix(err.Error(), "yaml: "), "") == msg
 	}
-	return errors.New("invalid YAML: " + s)
+	lo := 0 // fails(lo) is false
+	if m := yamlLine.FindStringSubmatch(raw); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		lo = min(max(n-2, 0), len(lines)-1)
+	}
+	hi := lo + 1 // fails(hi) is true, or hi is the whole file
+	for step := 1; hi < len(lines) && !fails(hi); step *= 2 {
+		lo, hi = hi, min(hi+step, len(lines))
+	}
+	k := lo + 1 + sort.Search(hi-lo-1, func(i int) bool { return fails(lo + 1 + i) })
+	if k == len(lines) && !fails(k) { // not found again: keep yaml.v3's word
+		if m := yamlLine.FindString(raw); m != "" {
+			return errors.New(m + "invalid YAML: " + raw[len(m):])
+		}
+		return errors.New("invalid YAML: " + raw)
+	}
+	return fmt.Errorf("line %d: invalid YAML: %s", k, msg)
+}
+
+// parseAll parses every YAML document in data, as decode does, and returns
+// the first syntax error.
+func parseAll(data []byte) error {
+	d := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var n yaml.Node
+		switch err := d.Decode(&n); {
+		case errors.Is(err, io.EOF):
+			return nil
+		case err != nil:
+			return err
+		}
+	}
 }
 
 // maxIssues bounds the problems one error lists, whatever the file holds.
