@@ -182,7 +182,7 @@ func listCheck(f Filter) func(j *Job) error {
 func (c *Client) Job(ctx context.Context, id int64) (*Job, error) {
 	var j Job
 	data := func(dec *jsontext.Decoder) error {
-		if err := readJob(dec, &j); err != nil {
+		if err := readJob(dec, &j, interned{}); err != nil {
 			return err
 		}
 		if j.ID != id {

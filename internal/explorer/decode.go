@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"unicode/utf8"
 )
 
 // The decoder reads an answer as a stream of JSON tokens, so an answer
@@ -271,6 +272,18 @@ func readInt64(dec *jsontext.Decoder) (int64, error) {
 
 // readString reads a string; null is "".
 func readString(dec *jsontext.Decoder) (string, error) {
+	return readStringIn(dec, nil)
+}
+
+// interned holds the strings a page repeats (workflow ids and names, task
+// names): one copy each, not one per item.
+type interned map[string]string
+
+// maxInterned bounds a page's interned strings.
+const maxInterned = 1024
+
+// readStringIn reads a string, interned in in if not nil; null is "".
+func readStringIn(dec *jsontext.Decoder, in interned) (string, error) {
 	switch dec.PeekKind() {
 	case 'n':
 		return "", dec.SkipValue()
@@ -278,11 +291,32 @@ func readString(dec *jsontext.Decoder) (string, error) {
 	default:
 		return "", wrongKind(dec, "a string")
 	}
-	tok, err := dec.ReadToken()
+	v, err := dec.ReadValue()
 	if err != nil {
 		return "", err
 	}
-	return tok.String(), nil
+	raw := []byte(v[1 : len(v)-1])
+	if !utf8.Valid(raw) {
+		// Each invalid byte becomes U+FFFD, as encoding/json has it.
+		v = replaceInvalidUTF8(v)
+		raw = []byte(v[1 : len(v)-1])
+	}
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		if raw, err = jsontext.AppendUnquote(nil, v); err != nil {
+			return "", err
+		}
+	}
+	if in == nil {
+		return string(raw), nil
+	}
+	if s, ok := in[string(raw)]; ok {
+		return s, nil
+	}
+	s := string(raw)
+	if len(in) < maxInterned {
+		in[s] = s
+	}
+	return s, nil
 }
 
 // readArray reads an array, calling item for each element; null is none.
@@ -310,7 +344,7 @@ var jobFields = []string{"id", "name", "workflowId", "workflowName", "status", "
 
 // readJob reads one job; a null job is an invalid answer (not a job with
 // empty fields).
-func readJob(dec *jsontext.Decoder, j *Job) error {
+func readJob(dec *jsontext.Decoder, j *Job, in interned) error {
 	if dec.PeekKind() == 'n' {
 		_ = dec.SkipValue()
 		return invalid("null_item", "a job is null")
@@ -322,9 +356,9 @@ func readJob(dec *jsontext.Decoder, j *Job) error {
 		case 1:
 			j.Name, err = readString(dec)
 		case 2:
-			j.WorkflowID, err = readString(dec)
+			j.WorkflowID, err = readStringIn(dec, in)
 		case 3:
-			j.WorkflowName, err = readString(dec)
+			j.WorkflowName, err = readStringIn(dec, in)
 		case 4:
 			j.Status, err = readInt(dec)
 		case 5:
@@ -336,7 +370,7 @@ func readJob(dec *jsontext.Decoder, j *Job) error {
 		case 8:
 			err = readArray(dec, func() error {
 				var t Task
-				err := readTask(dec, &t)
+				err := readTask(dec, &t, in)
 				j.Tasks = append(j.Tasks, t)
 				return err
 			})
@@ -347,7 +381,7 @@ func readJob(dec *jsontext.Decoder, j *Job) error {
 
 var taskFields = []string{"id", "name", "status", "runBeginTime", "runEndTime"}
 
-func readTask(dec *jsontext.Decoder, t *Task) error {
+func readTask(dec *jsontext.Decoder, t *Task, in interned) error {
 	if dec.PeekKind() == 'n' {
 		_ = dec.SkipValue()
 		return invalid("null_item", "a task is null")
@@ -357,7 +391,7 @@ func readTask(dec *jsontext.Decoder, t *Task) error {
 		case 0:
 			t.ID, err = readString(dec)
 		case 1:
-			t.Name, err = readString(dec)
+			t.Name, err = readStringIn(dec, in)
 		case 2:
 			t.Status, err = readInt(dec)
 		case 3:
@@ -376,6 +410,7 @@ var pageFields = []string{"items", "total", "Page", "PageSize"}
 // larger than asked for is not what was asked, and would cost memory.
 func readPage(dec *jsontext.Decoder, p *JobPage, maxItems int, check func(j *Job) error) error {
 	items := false
+	in := interned{}
 	err := readObject(dec, pageFields, func(field int) (err error) {
 		switch field {
 		case 0:
@@ -387,7 +422,7 @@ func readPage(dec *jsontext.Decoder, p *JobPage, maxItems int, check func(j *Job
 				}
 				p.Items = append(p.Items, Job{})
 				j := &p.Items[len(p.Items)-1]
-				if err := readJob(dec, j); err != nil {
+				if err := readJob(dec, j, in); err != nil {
 					return err
 				}
 				return check(j)
@@ -405,4 +440,20 @@ func readPage(dec *jsontext.Decoder, p *JobPage, maxItems int, check func(j *Job
 		err = invalid("bad_data", "unexpected data: a page without items")
 	}
 	return err
+}
+
+// replaceInvalidUTF8 returns b with each byte that is not part of valid
+// UTF-8 replaced by U+FFFD.
+func replaceInvalidUTF8(b []byte) []byte {
+	out := make([]byte, 0, len(b)+8)
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		if r == utf8.RuneError && size == 1 {
+			out = utf8.AppendRune(out, utf8.RuneError)
+		} else {
+			out = append(out, b[:size]...)
+		}
+		b = b[size:]
+	}
+	return out
 }
