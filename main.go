@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"reflect"
@@ -79,6 +80,13 @@ func run(args []string) int {
 	mux := http.NewServeMux()
 	mux.Handle(*metricsPath, ex)
 	mux.HandleFunc("/-/reload", ex.serveReload)
+	// The landing page links to these. Like every path, they are behind
+	// --web.config.file's basic auth when it has one.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	if *metricsPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
 			Name:        "NebulaGraph Explorer Exporter",
@@ -111,7 +119,7 @@ func run(args []string) int {
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      time.Minute,
+		WriteTimeout:      90 * time.Second, // above the landing page's 60 s CPU profile
 		IdleTimeout:       5 * time.Minute,
 		ConnState:         limit.track,
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/pem"
 	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -192,6 +194,20 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("HTTP %d:\n%s", code, page)
 		}
 	})
+	t.Run("the landing page's profiling links answer", func(t *testing.T) {
+		_, page := e.get(t, "/")
+		links := regexp.MustCompile(`href="/?(debug/pprof/[^"]*)"`).FindAllStringSubmatch(page, -1)
+		if len(links) < 2 {
+			t.Fatalf("want the heap and CPU profile links:\n%s", page)
+		}
+		for _, l := range links {
+			// The CPU profile link asks for 60 s; one second tells as much.
+			path := "/" + strings.Replace(html.UnescapeString(l[1]), "seconds=60", "seconds=1", 1)
+			if code, _ := e.get(t, path); code != 200 {
+				t.Errorf("%s: HTTP %d", path, code)
+			}
+		}
+	})
 	t.Run("a failing Explorer still answers 200 with up 0", func(t *testing.T) {
 		fake.SetQuirks(explorertest.Quirks{ErrorCode: explorer.CodeInternalDatabase})
 		defer fake.SetQuirks(explorertest.Quirks{})
@@ -274,18 +290,20 @@ func TestWebConfigBasicAuth(t *testing.T) {
 	// bcrypt of "pw", as exporter-toolkit's web config wants it.
 	web := writeFile(t, "web.yml", "basic_auth_users:\n  prom: $2a$10$R7cZbVoNb..DzCHUYvw/T.7vcFHoM.Sj6UNQ/ECywX.N/RhYuziKW\n")
 	e := startExporter(t, configFor(srv.URL, "nebula"), "--web.config.file="+web)
-	if code, _ := e.get(t, "/metrics"); code != http.StatusUnauthorized {
-		t.Errorf("without credentials: HTTP %d, want 401", code)
-	}
-	req, _ := http.NewRequest(http.MethodGet, "http://"+e.addr+"/metrics", nil)
-	req.SetBasicAuth("prom", "pw")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Errorf("with credentials: HTTP %d, want 200", resp.StatusCode)
+	for _, path := range []string{"/metrics", "/debug/pprof/heap"} {
+		if code, _ := e.get(t, path); code != http.StatusUnauthorized {
+			t.Errorf("%s without credentials: HTTP %d, want 401", path, code)
+		}
+		req, _ := http.NewRequest(http.MethodGet, "http://"+e.addr+path, nil)
+		req.SetBasicAuth("prom", "pw")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("%s with credentials: HTTP %d, want 200", path, resp.StatusCode)
+		}
 	}
 }
 
