@@ -138,7 +138,7 @@ func (c *Collector) syncOnce(ctx context.Context, r *run) {
 	old, lastFull := c.state, c.lastFull
 	c.mu.Unlock()
 
-	y := &syncer{client: c.client, pageSize: c.opts.PageSize, overlap: c.opts.Overlap, lookback: c.opts.Lookback, nowMs: c.now().UnixMilli(), progress: r.touch}
+	y := &syncer{client: c.client, pageSize: c.opts.PageSize, concurrency: c.opts.Concurrency, overlap: c.opts.Overlap, lookback: c.opts.Lookback, nowMs: c.now().UnixMilli(), progress: r.touch}
 	full := old == nil || (c.opts.FullResyncInterval > 0 && start.Sub(lastFull) >= c.opts.FullResyncInterval)
 	var next *state
 	var err error

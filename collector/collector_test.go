@@ -113,6 +113,7 @@ func (e *testEnv) fresh(t *testing.T) string {
 	t.Helper()
 	c := e.newCollector(t)
 	c.opts.Tasks.MaxRequestsPerSync = 1 << 30 // the tasks of every finished job at once
+	c.opts.Concurrency = 1                    // the reference: one sequential pass
 	c.Sync(context.Background())
 	if !c.health.ok {
 		t.Fatalf("fresh sync failed; log:\n%s", e.logs)
@@ -156,13 +157,15 @@ func TestJobLifecycleAcrossScrapes(t *testing.T) {
 // last job's among them) still equal a fresh exporter's, while counters keep
 // what they counted.
 func TestMatchesFreshExporter(t *testing.T) {
-	for seed := int64(1); seed <= 8; seed++ {
+	for run := range 16 { // seeds 1 to 8, with concurrency 1 and 4
+		seed, concurrency := int64(run%8+1), 1+3*(run/8)
 		deletes := seed > 6
-		t.Run(fmt.Sprintf("random history %d", seed), func(t *testing.T) {
+		t.Run(fmt.Sprintf("concurrency %d, random history %d", concurrency, seed), func(t *testing.T) {
 			t.Parallel()
 			e := newTestEnv(t, func(o *Options) {
 				o.Lookback = 10 * time.Minute
-				if deletes {
+				o.Concurrency = concurrency
+				if deletes || (concurrency > 1 && seed%2 == 0) { // every sync a full one
 					o.FullResyncInterval = time.Nanosecond
 				}
 			}, withTasks(1000))

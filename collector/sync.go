@@ -3,6 +3,7 @@ package collector
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
@@ -19,10 +20,19 @@ var unfinishedStatuses = [...]int{explorer.StatusPreparing, explorer.StatusRunni
 type syncer struct {
 	client            *explorer.Client
 	pageSize          int
+	concurrency       int // createTime windows a full sync pages at once
 	overlap, lookback time.Duration
-	nowMs             int64  // the exporter's clock when the sync started
-	requests          int    // API requests of the current sync
-	progress          func() // called when a request completed; nil: none
+	nowMs             int64      // the exporter's clock when the sync started
+	requestsMu        sync.Mutex // windows of a parallel sync count at once
+	requests          int        // API requests of the current sync
+	progress          func()     // called when a request completed; nil: none
+}
+
+// count adds n requests to the sync's.
+func (y *syncer) count(n int) {
+	y.requestsMu.Lock()
+	y.requests += n
+	y.requestsMu.Unlock()
 }
 
 // touch notes progress: a request completed.
@@ -32,8 +42,17 @@ func (y *syncer) touch() {
 	}
 }
 
-// full rebuilds the state from the whole history, in one ascending pass.
+// full rebuilds the state from the whole history: in one ascending pass, or
+// in createTime windows paged concurrently (see parallel.go).
 func (y *syncer) full(ctx context.Context, s *state) error {
+	if y.concurrency > 1 {
+		return y.fullParallel(ctx, s)
+	}
+	return y.fullSequential(ctx, s)
+}
+
+// fullSequential is a full sync in one ascending pass.
+func (y *syncer) fullSequential(ctx context.Context, s *state) error {
 	lookbackMs := y.lookback.Milliseconds()
 	limit := 1024
 	return y.each(ctx, explorer.Filter{}, func(j explorer.Job) {
@@ -103,7 +122,7 @@ func (y *syncer) incremental(ctx context.Context, s *state) error {
 
 // refresh fetches one job by id; a job Explorer no longer has is forgotten.
 func (y *syncer) refresh(ctx context.Context, s *state, id int64) error {
-	y.requests++
+	y.count(1)
 	j, err := y.client.Job(ctx, id)
 	y.touch()
 	var apiErr *explorer.Error
@@ -123,6 +142,6 @@ func (y *syncer) each(ctx context.Context, f explorer.Filter, visit func(explore
 		y.touch() // a page arrived
 		visit(j)
 	})
-	y.requests += n
+	y.count(n)
 	return err
 }

@@ -115,6 +115,10 @@ type Quirks struct {
 	// Redirect answers requests for its Path with its Status and Location.
 	Redirect *Redirect
 
+	// DelayPerItem is slept, besides Delay, before a listing answer for
+	// each item of its page size, as a database takes longer for a larger
+	// page (0 = off).
+	DelayPerItem time.Duration
 	// OnList is called, without any lock held, before each listing page is
 	// computed, with the page's filter and page number: it may add, change or
 	// delete jobs "between page requests".

@@ -63,6 +63,9 @@ func (e *Explorer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if !sleepPerItem(r, q) {
+		return
+	}
 	if q.HTTPStatus != 0 {
 		writeError(w, q.HTTPStatus, codeForStatus(q.HTTPStatus))
 		return
@@ -566,4 +569,24 @@ func (e *Explorer) workflowNameLocked(workflowID string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// sleepPerItem sleeps Quirks.DelayPerItem for each item of a listing's page
+// size; false if the request was cancelled meanwhile.
+func sleepPerItem(r *http.Request, q *Quirks) bool {
+	if q.DelayPerItem <= 0 || r.URL.Path != explorer.JobsPath {
+		return true
+	}
+	size, _ := strconv.Atoi(r.URL.Query().Get("pageSize"))
+	if q.MaxPageSize > 0 {
+		size = min(size, q.MaxPageSize)
+	}
+	t := time.NewTimer(time.Duration(max(size, 0)) * q.DelayPerItem)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
 }
