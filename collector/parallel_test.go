@@ -173,7 +173,7 @@ func BenchmarkParallelColdSync(b *testing.B) {
 			e.opts.Concurrency = concurrency
 			start := time.Now()
 			for range b.N {
-				c := e.newCollector(&testing.T{})
+				c := e.newCollector(b)
 				c.Sync(context.Background())
 				if !c.health.ok {
 					b.Fatalf("sync failed: %s", e.logs)
