@@ -356,6 +356,9 @@ func newClient(cfg *config.Config, telemetry *collector.Telemetry) (*explorer.Cl
 		Encoding:     cfg.Explorer.AuthEncoding,
 		HTTPClient:   &http.Client{Transport: transport, Timeout: time.Duration(cfg.Explorer.Timeout)},
 		UserAgent:    name + "/" + version.Version,
+
+		OnRequest:            telemetry.ObserveRequest,
+		MaxRequestsPerSecond: cfg.Explorer.MaxRequestsPerSecond,
 	})
 }
 

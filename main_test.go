@@ -172,6 +172,8 @@ func TestEndToEnd(t *testing.T) {
 			"nebula_explorer_last_sync_success_timestamp_seconds ",
 			"nebula_explorer_sync_duration_seconds ",
 			"nebula_explorer_config_last_reload_successful 1",
+			`nebula_explorer_api_requests_total{endpoint="connect",result="success"} 1`,
+			`nebula_explorer_syncs_total{kind="full",result="success"} 1`,
 			"nebula_explorer_config_last_reload_success_timestamp_seconds ",
 			"nebula_explorer_exporter_build_info{",
 			"go_goroutines ",
