@@ -144,6 +144,7 @@ func (c *Collector) syncOnce(ctx context.Context, r *run) {
 	var err error
 	if full {
 		next = newState(c.opts.RunBuckets, c.opts.QueueBuckets)
+		next.dropClassic = c.opts.DropClassicBuckets
 		next.tasks = c.carryTasks(old, start)
 		next.limits = limits{maxWorkflows: c.opts.MaxWorkflows, maxLabelLength: c.opts.MaxLabelLength}
 		if next.tasks != nil {

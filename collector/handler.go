@@ -48,7 +48,7 @@ func (c *Collector) serve(ctx context.Context, w http.ResponseWriter, r *http.Re
 		level.Error(c.logger).Log("msg", "gathering the exporter's own metrics", "err", gatherErr)
 	}
 
-	format := expfmt.NegotiateAccept(r.Header, expfmt.DefaultAcceptedFormats()...)
+	format := expfmt.NegotiateAccept(r.Header, acceptedFormats...)
 	gz := acceptsGzip(r)
 	body, err := jobs.bytes(ctx, format, gz)
 	var tail []byte
@@ -74,6 +74,11 @@ func (c *Collector) serve(ctx context.Context, w http.ResponseWriter, r *http.Re
 	w.Write(body)
 	w.Write(tail)
 }
+
+// acceptedFormats are the formats served: OpenMetrics (which carries the
+// exemplars) when asked for by name, after the usual ones, so that a
+// wildcard Accept (curl) still gets the text format.
+var acceptedFormats = append(expfmt.DefaultAcceptedFormats(), expfmt.FmtOpenMetrics_1_0_0, expfmt.FmtOpenMetrics_0_0_1)
 
 // scrapeTimeout is how long the scraper waits for the answer: its
 // X-Prometheus-Scrape-Timeout-Seconds, else sync.timeout. The sync may take

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"math"
 	"reflect"
 	"testing"
 )
@@ -40,8 +41,35 @@ func TestHistogram(t *testing.T) {
 		if want := []uint64{2, 2}; !reflect.DeepEqual(got.cumulative(), want) {
 			t.Errorf("cumulative = %v, want %v", got.cumulative(), want)
 		}
-		if got.count != 2 || got.sum() != 50 {
-			t.Errorf("count, sum = %d, %g; want 2, 50", got.count, got.sum())
+		// Each native bucket is a counter: 2 in 0.5 s's, 1 in 50 s's; the
+		// count covers them all, so no native bucket or count drops either.
+		if want := []uint64{2, 1}; !reflect.DeepEqual(got.native[:1], want[:1]) || got.nativeAt(nativeKey(50)) != 1 {
+			t.Errorf("native buckets = %v from %d, want 2 at %d and 1 at %d", got.native, got.nativeLo, nativeKey(0.5), nativeKey(50))
+		}
+		if got.count != 3 || got.sum() != 50 {
+			t.Errorf("count, sum = %d, %g; want 3, 50", got.count, got.sum())
+		}
+	})
+	t.Run("native buckets: schema 1, upper bounds 2^(k/2) inclusive, 0 ms in the zero bucket", func(t *testing.T) {
+		for _, c := range []struct {
+			seconds float64
+			key     int32
+		}{{1, 0}, {1.2, 1}, {1.414, 1}, {1.415, 2}, {2, 2}, {2.001, 3}, {0.5, -2}, {0.001, -19}, {86400, 33}} {
+			if k := nativeKey(c.seconds); k != c.key {
+				t.Errorf("nativeKey(%g) = %d, want %d", c.seconds, k, c.key)
+			}
+			if upper, lower := math.Pow(2, float64(c.key)/2), math.Pow(2, float64(c.key-1)/2); c.seconds > upper || c.seconds <= lower {
+				t.Errorf("%g s is not in bucket %d (%g, %g]", c.seconds, c.key, lower, upper)
+			}
+		}
+		h := newHistogram(bounds)
+		for _, ms := range []int64{0, 0, 1000, 2000, 1500, 500} {
+			h.observe(ms)
+		}
+		p := h.proto(false)
+		if p.GetZeroCount() != 2 || p.GetSchema() != 1 || p.PositiveSpan[0].GetOffset() != -2 || p.PositiveSpan[0].GetLength() != 5 ||
+			!reflect.DeepEqual(p.PositiveDelta, []int64{1, -1, 1, -1, 2}) {
+			t.Errorf("native histogram %v", p)
 		}
 	})
 	t.Run("clone does not share counts", func(t *testing.T) {

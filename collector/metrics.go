@@ -255,7 +255,7 @@ func oneIf(b bool) float64 {
 // form, for the formats other than text and for Gather. It stops with ctx's
 // error when ctx ends first.
 func render(ctx context.Context, s *state) ([]*dto.MetricFamily, error) {
-	var r familyEmitter
+	r := familyEmitter{dropClassic: s.dropClassic}
 	d := &deadline{emitter: &r, ctx: ctx}
 	walk(s, d)
 	return r.families, d.err
@@ -292,7 +292,10 @@ func (d *deadline) histogram(f *family, l series, h *histogram) {
 	}
 }
 
-type familyEmitter struct{ families []*dto.MetricFamily }
+type familyEmitter struct {
+	families    []*dto.MetricFamily
+	dropClassic bool
+}
 
 func (r *familyEmitter) metric(f *family, l series) *dto.Metric {
 	if n := len(r.families); n == 0 || r.families[n-1].GetName() != f.name {
@@ -323,7 +326,7 @@ func (r *familyEmitter) value(f *family, l series, v float64) {
 }
 
 func (r *familyEmitter) histogram(f *family, l series, h *histogram) {
-	r.metric(f, l).Histogram = h.proto()
+	r.metric(f, l).Histogram = h.proto(r.dropClassic)
 }
 
 // health is the state of the last completed sync, as metrics.

@@ -2,6 +2,9 @@ package collector
 
 import (
 	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"slices"
 	"testing"
 	"time"
@@ -85,4 +88,64 @@ func gatherOnly(c prometheus.Collector, names ...string) ([]*dto.MetricFamily, e
 		}
 	}
 	return out, err
+}
+
+// TestExemplars: an OpenMetrics scrape carries on each bucket line of the
+// run and queue histograms the latest job observed into it (by runEndTime,
+// resp. runBeginTime; ties to the greater id), with its duration and time.
+func TestExemplars(t *testing.T) {
+	e := newTestEnv(t)
+	add := func(status int, create, queueMs, runMs int64) {
+		e.fake.AddJob(explorer.Job{WorkflowID: "1", WorkflowName: "bfs", Status: status,
+			CreateTime: t0 + create, RunBeginTime: t0 + create + queueMs, RunEndTime: t0 + create + queueMs + runMs})
+	}
+	add(explorer.StatusSuccess, 0, 500, 5000)         // job 1: run bucket 10, queue bucket 1
+	add(explorer.StatusSuccess, 1000, 500, 4000)      // job 2: ends at the same time as job 1 (tie: 2 wins), queue bucket 1 later
+	add(explorer.StatusSuccess, 100, 20_000, 500_000) // job 3: +Inf for both
+	add(explorer.StatusFailed, 200, 0, 0)             // job 4: 0 s queue and run
+	e.mustSync(t)
+
+	r := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	r.Header.Set("Accept", "application/openmetrics-text;version=1.0.0;q=0.9,text/plain;q=0.5")
+	w := httptest.NewRecorder()
+	e.col.ServeHTTP(w, r)
+	body := w.Body.String()
+	if ct := w.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/openmetrics-text; version=1.0.0") || !strings.HasSuffix(body, "# EOF\n") {
+		t.Fatalf("Content-Type %q, body ends %q", ct, body[max(0, len(body)-20):])
+	}
+	var histograms bytes.Buffer
+	for _, line := range strings.SplitAfter(body, "\n") {
+		if strings.Contains(line, "explorer_job_run_duration_seconds") || strings.Contains(line, "explorer_job_queue_duration_seconds") {
+			histograms.WriteString(line)
+		}
+	}
+	assertGolden(t, "exemplars.prom", histograms.Bytes())
+}
+
+// TestDropClassicBuckets: with classic_histograms off, the duration
+// histograms keep only +Inf, _sum and _count in text, and only their native
+// buckets in protobuf.
+func TestDropClassicBuckets(t *testing.T) {
+	e := newTestEnv(t, func(o *Options) { o.DropClassicBuckets = true }, withTasks(10))
+	e.fake.AddJob(explorer.Job{WorkflowID: "1", WorkflowName: "bfs", Status: explorer.StatusSuccess,
+		CreateTime: t0, RunBeginTime: t0 + 1500, RunEndTime: t0 + 4500})
+	e.mustSync(t)
+	var histograms bytes.Buffer
+	for _, line := range strings.SplitAfter(jobMetrics(t, e.col), "\n") {
+		if strings.Contains(line, "_duration_seconds_") {
+			histograms.WriteString(line)
+		}
+	}
+	assertGolden(t, "drop_classic.prom", histograms.Bytes())
+	families, err := e.col.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		for _, m := range f.Metric {
+			if h := m.Histogram; h != nil && !strings.Contains(f.GetName(), "api_request") && (len(h.Bucket) > 0 || len(h.PositiveSpan) == 0) {
+				t.Errorf("%s: %d classic buckets, %d native spans", f.GetName(), len(h.Bucket), len(h.PositiveSpan))
+			}
+		}
+	}
 }

@@ -86,6 +86,7 @@ type state struct {
 	newest        int64      // latest createTime seen, ms
 	changed       bool       // a job was added, changed or forgotten since clone
 	tasks         *taskState // nil: task metrics off
+	dropClassic   bool       // render the duration histograms without classic buckets
 
 	runBuckets, queueBuckets []float64
 	limits                   limits
@@ -155,7 +156,7 @@ func (s *state) clone() *state {
 		cw.queue = w.queue.clone()
 		c.workflows[k] = &cw
 	}
-	c.tasks = s.tasks.clone()
+	c.tasks, c.dropClassic = s.tasks.clone(), s.dropClassic
 	maps.Copy(c.unfinished, s.unfinished)
 	maps.Copy(c.finishedSince, s.finishedSince)
 	return c
@@ -164,9 +165,9 @@ func (s *state) clone() *state {
 func (s *state) stats(k workflowKey) *workflowStats {
 	w, ok := s.workflows[k]
 	if !ok {
-		w = &workflowStats{queue: newHistogram(s.queueBuckets)}
+		w = &workflowStats{queue: newJobHistogram(s.queueBuckets)}
 		for i := range w.run {
-			w.run[i] = newHistogram(s.runBuckets)
+			w.run[i] = newJobHistogram(s.runBuckets)
 		}
 		s.workflows[k] = w
 	}
@@ -196,7 +197,7 @@ func (s *state) observe(j explorer.Job) {
 	}
 	u.key, u.status, u.runBegin = key, j.Status, j.RunBeginTime
 	if !u.queued && j.RunBeginTime > 0 {
-		w.queue.observe(max(0, subSat(j.RunBeginTime, j.CreateTime)))
+		w.queue.observeJob(max(0, subSat(j.RunBeginTime, j.CreateTime)), jobRef{j.RunBeginTime, j.ID})
 		u.queued = true
 	}
 	if !explorer.IsTerminal(j.Status) {
@@ -215,7 +216,7 @@ func (s *state) observe(j explorer.Job) {
 	runMs := int64(-1)
 	if j.RunBeginTime > 0 && j.RunEndTime >= j.RunBeginTime {
 		runMs = j.RunEndTime - j.RunBeginTime
-		w.run[i].observe(runMs)
+		w.run[i].observeJob(runMs, jobRef{j.RunEndTime, j.ID})
 	}
 	w.lastFinishMs[i] = max(w.lastFinishMs[i], j.RunEndTime)
 	if ref := refOf(j); !w.last[i].seen || ref.after(w.last[i].ref) {

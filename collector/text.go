@@ -15,6 +15,8 @@ type textEmitter struct {
 	b       []byte
 	current *family
 	labels  map[workflowKey]string // `workflow="…",workflow_id="…"`, escaped
+
+	dropClassic bool // histograms without their finite buckets
 }
 
 // appendText appends the text exposition of s's job metrics to b; it stops
@@ -35,7 +37,7 @@ func appendText(ctx context.Context, b []byte, s *state) ([]byte, error) {
 	if len(s.workflows) > 0 {
 		b = slices.Grow(b, lines*(110+labelBytes/len(s.workflows)))
 	}
-	t := &textEmitter{b: b, labels: map[workflowKey]string{}}
+	t := &textEmitter{b: b, labels: map[workflowKey]string{}, dropClassic: s.dropClassic}
 	d := &deadline{emitter: t, ctx: ctx}
 	walk(s, d)
 	return t.b, d.err
@@ -82,6 +84,9 @@ func (t *textEmitter) value(f *family, l series, v float64) {
 func (t *textEmitter) histogram(f *family, l series, h *histogram) {
 	var acc uint64
 	for i, bound := range h.bounds {
+		if t.dropClassic {
+			break
+		}
 		acc += h.counts[i]
 		t.start(f, l, "_bucket")
 		t.b = append(t.b, `,le="`...)
