@@ -94,10 +94,6 @@ func TestMakeDemo(t *testing.T) {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-	if !strings.Contains(out.String(), ">> metrics: http://"+listen+"/metrics") {
-		t.Errorf("make demo did not print its URL")
-	}
-
 	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -106,6 +102,10 @@ func TestMakeDemo(t *testing.T) {
 		stopped = true
 	case <-time.After(30 * time.Second):
 		t.Fatal("make demo did not stop within 30 s of SIGTERM")
+	}
+	// out is complete (and no longer written) once Wait has returned.
+	if !strings.Contains(out.String(), ">> metrics: http://"+listen+"/metrics") {
+		t.Errorf("make demo did not print its URL")
 	}
 	for _, addr := range []string{explorer, listen} {
 		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
