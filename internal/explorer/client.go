@@ -151,7 +151,7 @@ func (c *Client) ListJobs(ctx context.Context, f Filter, page, pageSize int) (*J
 	var p JobPage
 	check := listCheck(f)
 	data := func(dec *jsontext.Decoder) error { return readPage(dec, &p, pageSize, check) }
-	if err := c.call(ctx, EndpointJobs, "list jobs", JobsPath, f.Query(page, pageSize), data); err != nil {
+	if err := c.call(ctx, EndpointJobs, "list jobs", JobsPath, f.Query(page, pageSize), listingLimit(pageSize), data); err != nil {
 		return nil, err
 	}
 	return &p, nil
@@ -191,7 +191,7 @@ func (c *Client) Job(ctx context.Context, id int64) (*Job, error) {
 		return nil
 	}
 	idText := strconv.FormatInt(id, 10)
-	if err := c.call(ctx, EndpointJob, "get job "+idText, JobsPath+"/"+idText, nil, data); err != nil {
+	if err := c.call(ctx, EndpointJob, "get job "+idText, JobsPath+"/"+idText, nil, maxBody, data); err != nil {
 		return nil, err
 	}
 	return &j, nil
@@ -199,13 +199,13 @@ func (c *Client) Job(ctx context.Context, id int64) (*Job, error) {
 
 // call makes an authenticated GET, logging in first if needed and once
 // more if Explorer says the session is gone.
-func (c *Client) call(ctx context.Context, endpoint, op, path string, query url.Values, data dataFunc) error {
+func (c *Client) call(ctx context.Context, endpoint, op, path string, query url.Values, limit int64, data dataFunc) error {
 	for attempt := 0; ; attempt++ {
 		token, err := c.session(ctx)
 		if err != nil {
 			return err
 		}
-		_, err = c.roundTrip(ctx, endpoint, op, http.MethodGet, path, query, nil, token, nil, data)
+		_, err = c.roundTrip(ctx, endpoint, op, http.MethodGet, path, query, nil, token, nil, limit, data)
 		var apiErr *Error
 		if attempt == 0 && errors.As(err, &apiErr) && apiErr.IsAuth() {
 			c.forget(token)
@@ -254,7 +254,7 @@ func (c *Client) login(ctx context.Context) (string, error) {
 	for _, enc := range encodings {
 		header := http.Header{"Authorization": {"Bearer " + credential(enc, c.cfg.Username, password)}}
 		cookies, err := c.roundTrip(ctx, EndpointConnect, "login ("+enc+" encoding)",
-			http.MethodPost, ConnectPath, nil, body, "", header, nil)
+			http.MethodPost, ConnectPath, nil, body, "", header, maxBody, nil)
 		var apiErr *Error
 		if errors.As(err, &apiErr) && apiErr.IsRefusedLogin() {
 			lastErr = err // this encoding may be the wrong one: try the next
@@ -310,7 +310,7 @@ func credential(encoding, user, password string) string {
 // and returns the cookies set. It waits for the rate limit first and
 // reports the request to Config.OnRequest.
 func (c *Client) roundTrip(ctx context.Context, endpoint, op, method, path string, query url.Values, body []byte,
-	token string, header http.Header, data dataFunc) ([]*http.Cookie, error) {
+	token string, header http.Header, limit int64, data dataFunc) ([]*http.Cookie, error) {
 	if c.limiter != nil {
 		if err := c.limiter.Wait(ctx); err != nil {
 			return nil, fmt.Errorf("%s: waiting for explorer.max_requests_per_second: %w", op, err)
@@ -340,7 +340,7 @@ func (c *Client) roundTrip(ctx context.Context, endpoint, op, method, path strin
 	// what it reads of the decompressed body.
 	resp, err := c.http.Do(req)
 	if err == nil {
-		err = decode(op, resp.StatusCode, resp.Body, data)
+		err = decode(op, resp.StatusCode, resp.Body, limit, data)
 		cookies = resp.Cookies()
 		resp.Body.Close()
 	}

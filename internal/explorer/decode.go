@@ -18,10 +18,19 @@ import (
 // which one wins would be the decoder's whim. Unknown members are skipped.
 
 // maxBody bounds the bytes of one answer, after decompression: a page of
-// 500 jobs with their tasks is about 0.5 MB, a job with 10,000 tasks 1.5 MB.
-const maxBody = 8 << 20
+// 1000 jobs with their tasks is about 1 MB, a job with 10,000 tasks 1.5 MB.
+// A listing may have maxItemBytes per job asked for, if that is more.
+const (
+	maxBody      = 8 << 20
+	maxItemBytes = 4 << 10
+)
 
-// errTooLarge ends the body of an answer longer than maxBody.
+// listingLimit is the bound of a listing page's bytes.
+func listingLimit(pageSize int) int64 {
+	return max(maxBody, int64(pageSize)*maxItemBytes)
+}
+
+// errTooLarge ends the body of an answer longer than its limit.
 var errTooLarge = errors.New("answer larger than the limit")
 
 // cappedReader reads at most n bytes, then fails with errTooLarge (not EOF,
@@ -46,15 +55,15 @@ func (c *cappedReader) Read(p []byte) (int, error) {
 // dataFunc decodes the envelope's data; the decoder stands before it.
 type dataFunc func(dec *jsontext.Decoder) error
 
-// decode reads one answer: a non-2xx status or a non-zero code is an
+// decode reads one answer of at most limit bytes: a non-2xx status or a non-zero code is an
 // *Error; an answer that is not what was asked is an *InvalidAnswerError.
 // data (nil: data is skipped) decodes the data of a code-0 answer.
-func decode(op string, status int, body io.Reader, data dataFunc) error {
+func decode(op string, status int, body io.Reader, limit int64, data dataFunc) error {
 	ok := status >= 200 && status <= 299
 	if !ok {
 		data = nil // an error answer: only its code and message matter
 	}
-	dec := jsontext.NewDecoder(&cappedReader{r: body, n: maxBody},
+	dec := jsontext.NewDecoder(&cappedReader{r: body, n: limit},
 		jsontext.AllowInvalidUTF8(true), jsontext.AllowDuplicateNames(true))
 	env, err := readEnvelope(dec, data)
 	if err == nil {
@@ -77,7 +86,7 @@ func decode(op string, status int, body io.Reader, data dataFunc) error {
 		inv.Op = op
 		return inv
 	case errors.Is(err, errTooLarge):
-		return &InvalidAnswerError{Op: op, Reason: "too_large", Detail: fmt.Sprintf("more than %d bytes", maxBody)}
+		return &InvalidAnswerError{Op: op, Reason: "too_large", Detail: fmt.Sprintf("more than %d bytes", limit)}
 	case err != nil:
 		return &InvalidAnswerError{Op: op, Reason: "not_json", Detail: "answer is not valid JSON: " + err.Error(), err: err}
 	case env.code == nil:

@@ -15,7 +15,7 @@ import (
 func decodePage(status int, raw []byte, f Filter, size int) (*JobPage, error) {
 	var p JobPage
 	check := listCheck(f)
-	err := decode("list jobs", status, bytes.NewReader(raw), func(dec *jsontext.Decoder) error {
+	err := decode("list jobs", status, bytes.NewReader(raw), listingLimit(size), func(dec *jsontext.Decoder) error {
 		return readPage(dec, &p, size, check)
 	})
 	return &p, err

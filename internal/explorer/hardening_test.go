@@ -366,3 +366,25 @@ func TestLargeAnswersCostBoundedMemory(t *testing.T) {
 		})
 	}
 }
+
+func TestLargePagesWithinTheLimit(t *testing.T) {
+	// 10,000 jobs with their tasks in the listing (the largest page the
+	// configuration allows): 7.9 MB, at the 8 MiB of other answers, well
+	// within the 4 KiB per job a listing may take.
+	fake := explorertest.New()
+	c := newClient(t, fake, explorer.EncodingAuto)
+	fake.AddJobs(explorertest.Workload{Workflows: 20, Seed: 1, Now: time.UnixMilli(1_700_000_000_000)}.History(10_000))
+	fake.SetQuirks(explorertest.Quirks{TasksInListing: true})
+	tasks := 0
+	seen := map[int64]int{}
+	if _, err := c.EachJob(context.Background(), explorer.Filter{}, 10_000, func(j explorer.Job) {
+		seen[j.ID]++
+		tasks += len(j.Tasks)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	assertEachOnce(t, fake, seen)
+	if tasks < 2*10_000 {
+		t.Errorf("%d tasks in 10,000 jobs", tasks)
+	}
+}
