@@ -35,9 +35,12 @@ var errTooLarge = errors.New("answer larger than the limit")
 
 // cappedReader reads at most n bytes, then fails with errTooLarge (not EOF,
 // which would read as a cut answer).
+// It keeps the error of the body, so that a connection lost or timed out
+// mid-answer is not taken for an answer that is not JSON.
 type cappedReader struct {
-	r io.Reader
-	n int64
+	r   io.Reader
+	n   int64
+	err error // of r, other than EOF
 }
 
 func (c *cappedReader) Read(p []byte) (int, error) {
@@ -49,6 +52,9 @@ func (c *cappedReader) Read(p []byte) (int, error) {
 	}
 	n, err := c.r.Read(p)
 	c.n -= int64(n)
+	if err != nil && err != io.EOF {
+		c.err = err
+	}
 	return n, err
 }
 
@@ -63,9 +69,12 @@ func decode(op string, status int, body io.Reader, limit int64, data dataFunc) e
 	if !ok {
 		data = nil // an error answer: only its code and message matter
 	}
-	dec := jsontext.NewDecoder(&cappedReader{r: body, n: limit},
-		jsontext.AllowInvalidUTF8(true), jsontext.AllowDuplicateNames(true))
+	capped := &cappedReader{r: body, n: limit}
+	dec := jsontext.NewDecoder(capped, jsontext.AllowInvalidUTF8(true), jsontext.AllowDuplicateNames(true))
 	env, err := readEnvelope(dec, data)
+	if capped.err != nil {
+		return fmt.Errorf("%s: reading the answer: %w", op, capped.err)
+	}
 	if err == nil {
 		if _, eof := dec.ReadToken(); eof != io.EOF {
 			err = invalid("not_json", "trailing data after the answer")

@@ -259,6 +259,30 @@ func TestRequestResults(t *testing.T) {
 			t.Errorf("reported %s", log.String())
 		}
 	})
+	t.Run("an answer cut by explorer.timeout is a timeout, not an invalid answer", func(t *testing.T) {
+		release := make(chan struct{})
+		defer close(release)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == explorer.ConnectPath {
+				http.SetCookie(w, &http.Cookie{Name: explorer.TokenCookie, Value: "t"})
+				w.Write([]byte(`{"code":0,"data":{}}`))
+				return
+			}
+			w.Write([]byte(`{"code":0,"data":{"items":[`))
+			w.(http.Flusher).Flush()
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}))
+		defer srv.Close()
+		var log requestLog
+		c, _ := explorer.NewClient(explorer.Config{URL: srv.URL, OnRequest: log.record, HTTPClient: &http.Client{Timeout: 100 * time.Millisecond}})
+		_, err := c.ListJobs(context.Background(), explorer.Filter{}, 1, 10)
+		if !explorer.IsRequestTimeout(err) || log.String() != "connect success, jobs timeout" {
+			t.Errorf("err = %v, reported %s", err, log.String())
+		}
+	})
 	t.Run("the caller's deadline is not the request timeout", func(t *testing.T) {
 		fake := explorertest.New()
 		hang := make(chan struct{})
