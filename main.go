@@ -58,8 +58,12 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		return 2
 	}
-	if *persistEvery <= 0 {
+	switch {
+	case *persistEvery <= 0:
 		fmt.Fprintf(os.Stderr, "%s: --persistence.interval must be greater than 0, got %s\n", name, *persistEvery)
+		return 2
+	case *maxConns < 1:
+		fmt.Fprintf(os.Stderr, "%s: --web.max-connections must be at least 1, got %d\n", name, *maxConns)
 		return 2
 	}
 	logger, slogger := newLoggers(*logLevel, *logFormat)
@@ -302,7 +306,7 @@ func newConnLimit(limit int) *connLimit {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && rl.Cur/2 < uint64(limit) {
 		limit = int(rl.Cur / 2)
 	}
-	return &connLimit{max: max(limit, 1), conns: map[net.Conn]connState{}}
+	return &connLimit{max: max(limit, 1), conns: map[net.Conn]connState{}} // 1 if the file limit is tiny
 }
 
 // track is the server's ConnState hook.

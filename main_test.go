@@ -275,6 +275,27 @@ func TestBadConfig(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a password in the URL is refused and never shown", func(t *testing.T) {
+		for _, url := range []string{"http://root:s3cr%zzet@127.0.0.1:1", "http://root:s3cr/et@127.0.0.1:1"} {
+			cmd := exec.Command(binary, "--config.file="+writeFile(t, "config.yml", configFor(url, "x")), "--web.listen-address="+freeAddr(t))
+			out, _ := cmd.CombinedOutput()
+			if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "explorer.url: must not hold a user or password") {
+				t.Errorf("%s: exit %d:\n%s", url, cmd.ProcessState.ExitCode(), out)
+			}
+			if strings.Contains(string(out), "s3cr") || strings.Contains(string(out), "%zz") {
+				t.Errorf("the output shows part of the password:\n%s", out)
+			}
+		}
+	})
+	for _, flag := range []string{"--persistence.interval=0s", "--web.max-connections=0"} {
+		t.Run(flag+" is refused", func(t *testing.T) {
+			cmd := exec.Command(binary, "--config.file=config.yml", "--web.listen-address="+freeAddr(t), flag)
+			out, _ := cmd.CombinedOutput()
+			if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), strings.Split(flag, "=")[0]) {
+				t.Errorf("exit %d:\n%s", code, out)
+			}
+		})
+	}
 	t.Run("--config.check validates and exits", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
