@@ -75,6 +75,9 @@ type Quirks struct {
 	// else generated from the job's state (see Workload).
 	TasksInListing   bool
 	TasksInListingOf map[string]bool
+	// NoGeneratedTasks leaves jobs stored without tasks without any: their
+	// detail (and listing item, when it carries tasks) says "tasks": null.
+	NoGeneratedTasks bool
 	// ExclusiveTimeFilter makes fromCreateTime and toCreateTime exclusive
 	// bounds (the docs do not say which they are; inclusive by default).
 	ExclusiveTimeFilter bool

@@ -431,7 +431,7 @@ func (e *Explorer) appendPage(b []byte, l listing, q *Quirks) []byte {
 			b = append(b, ',')
 		}
 		var tasks []explorer.Task
-		if items.tasks || items.tasksOf[j.WorkflowID] {
+		if (items.tasks || items.tasksOf[j.WorkflowID]) && (j.Tasks != nil || !q.NoGeneratedTasks) {
 			tasks = tasksOf(j, items.now)
 		}
 		b = appendJob(b, j, tasks, items)
@@ -533,7 +533,9 @@ func (e *Explorer) detail(w http.ResponseWriter, q *Quirks, idText string) {
 		j = e.neighbour(id)
 	}
 	e.details.Add(1)
-	j.Tasks = tasksOf(&j, e.Now())
+	if j.Tasks == nil && !q.NoGeneratedTasks {
+		j.Tasks = tasksFor(&j, e.Now())
+	}
 	if q.Padding > 0 {
 		b, _ := json.Marshal(answer{Code: explorer.CodeOK, Message: "Success", Data: j})
 		writePadded(w, b, q.Padding)

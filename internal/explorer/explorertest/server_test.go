@@ -675,6 +675,14 @@ func TestDetail(t *testing.T) {
 			t.Errorf("two jobs of one workflow: %v and %v", a, b)
 		}
 	})
+	t.Run("NoGeneratedTasks leaves a job without tasks with tasks null", func(t *testing.T) {
+		e.SetQuirks(Quirks{NoGeneratedTasks: true})
+		defer e.SetQuirks(Quirks{})
+		r := send(t, srv, "GET", explorer.JobsPath+"/"+strconv.FormatInt(jobs[0].ID, 10), "", token, "")
+		if !strings.Contains(string(r.env.Data), `"tasks":null`) {
+			t.Errorf("detail %s", r.env.Data)
+		}
+	})
 	t.Run("a job stored with tasks is served with those", func(t *testing.T) {
 		odd := []explorer.Task{{Name: "", RunBeginTime: "yesterday"}, {ID: "x", Name: "BFS", Status: 2}}
 		j := e.AddJob(explorer.Job{WorkflowID: "1", WorkflowName: "w", Status: 2, CreateTime: ms, Tasks: odd})
