@@ -75,6 +75,7 @@ type Collector struct {
 	opts   Options
 	logger log.Logger
 	now    func() time.Time // the exporter's clock (listings, backoff, stalls); tests set it
+	filter *nameFilter      // Options.Workflows
 
 	mu       sync.Mutex
 	running  *run // the sync under way; nil: none
@@ -100,7 +101,7 @@ type syncHealth struct {
 
 // New returns a collector; it does not contact Explorer before the first scrape.
 func New(client *explorer.Client, opts Options, logger log.Logger) *Collector {
-	return &Collector{client: client, opts: opts, logger: logger, now: time.Now}
+	return &Collector{client: client, opts: opts, logger: logger, now: time.Now, filter: newNameFilter(opts.Workflows)}
 }
 
 // serving says what a scrape gets while the sync fails: the last synced
@@ -145,6 +146,7 @@ func (c *Collector) syncOnce(ctx context.Context, r *run) {
 	if full {
 		next = newState(c.opts.RunBuckets, c.opts.QueueBuckets)
 		next.dropClassic = c.opts.DropClassicBuckets
+		next.filter = c.filter
 		next.tasks = c.carryTasks(old, start)
 		next.limits = limits{maxWorkflows: c.opts.MaxWorkflows, maxLabelLength: c.opts.MaxLabelLength}
 		if next.tasks != nil {
@@ -156,6 +158,7 @@ func (c *Collector) syncOnce(ctx context.Context, r *run) {
 		}
 	} else {
 		next = old.clone()
+		next.filter = c.filter
 		err = y.incremental(ctx, next)
 	}
 	if err == nil && next.tasks != nil {

@@ -2,10 +2,12 @@ package collector
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"strings"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,4 +150,37 @@ func TestDropClassicBuckets(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestWorkflowFilter: jobs of excluded workflows count nowhere (no series,
+// no task fetches) and cost no memory; the listings still move on past them.
+func TestWorkflowFilter(t *testing.T) {
+	e := newTestEnv(t, withTasks(100), func(o *Options) {
+		o.Workflows = WorkflowFilter{Include: []*regexp.Regexp{regexp.MustCompile(`^(?:bfs|pr_.*)$`)},
+			Exclude: []*regexp.Regexp{regexp.MustCompile(`^(?:pr_test)$`)}}
+	})
+	for i, name := range []string{"bfs", "bfs_v2", "pr_daily", "pr_test", "wcc"} {
+		for k, status := range []int{explorer.StatusSuccess, explorer.StatusRunning} {
+			create := t0 + int64(i*10+k)*1000
+			e.fake.AddJob(explorer.Job{WorkflowID: fmt.Sprint(i), WorkflowName: name, Status: status, CreateTime: create, RunBeginTime: create + 10, RunEndTime: create + 5000*int64(1-k)})
+		}
+	}
+	e.mustSync(t)
+	details := e.fake.Stats().Details
+	e.mustSync(t)
+	s := e.col.state
+	if len(s.workflows) != 2 || len(s.unfinished) != 2 || len(s.tasks.series) != 2 || details != 2 {
+		t.Errorf("kept %d workflows, %d unfinished jobs, tasks of %d workflows, fetched %d details; want 2 of each",
+			len(s.workflows), len(s.unfinished), len(s.tasks.series), details)
+	}
+	if s.newest != t0+41_000 {
+		t.Errorf("listings start from %d, want past the newest excluded job %d", s.newest, t0+41_000)
+	}
+	var kept bytes.Buffer
+	for _, line := range strings.SplitAfter(jobMetrics(t, e.col), "\n") {
+		if strings.Contains(line, "_jobs{") || strings.Contains(line, "nebula_explorer_workflows ") {
+			kept.WriteString(line)
+		}
+	}
+	assertGolden(t, "filter.prom", kept.Bytes())
 }

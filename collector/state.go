@@ -82,11 +82,12 @@ type state struct {
 	// createTime): listings start at floor or later, and a job they show again
 	// must not be counted twice.
 	finishedSince map[int64]int64
-	floor         int64      // ms; see finishedSince
-	newest        int64      // latest createTime seen, ms
-	changed       bool       // a job was added, changed or forgotten since clone
-	tasks         *taskState // nil: task metrics off
-	dropClassic   bool       // render the duration histograms without classic buckets
+	floor         int64       // ms; see finishedSince
+	newest        int64       // latest createTime seen, ms
+	changed       bool        // a job was added, changed or forgotten since clone
+	tasks         *taskState  // nil: task metrics off
+	dropClassic   bool        // render the duration histograms without classic buckets
+	filter        *nameFilter // workflows.include/exclude; nil: every workflow
 
 	runBuckets, queueBuckets []float64
 	limits                   limits
@@ -156,7 +157,7 @@ func (s *state) clone() *state {
 		cw.queue = w.queue.clone()
 		c.workflows[k] = &cw
 	}
-	c.tasks, c.dropClassic = s.tasks.clone(), s.dropClassic
+	c.tasks, c.dropClassic, c.filter = s.tasks.clone(), s.dropClassic, s.filter
 	maps.Copy(c.unfinished, s.unfinished)
 	maps.Copy(c.finishedSince, s.finishedSince)
 	return c
@@ -177,6 +178,13 @@ func (s *state) stats(k workflowKey) *workflowStats {
 // observe folds in a job as the API shows it now. It is idempotent: showing
 // the same job again, in the same or a later state, counts it once.
 func (s *state) observe(j explorer.Job) {
+	if !s.filter.keeps(j.WorkflowName) {
+		// Excluded: counted nowhere, kept nowhere. Only the listings' start
+		// moves on past it, or a filter that excludes the busy workflows
+		// would make every incremental listing start further back.
+		s.newest = max(s.newest, j.CreateTime)
+		return
+	}
 	key, cut := s.key(j)
 	u, known := s.unfinished[j.ID]
 	_, counted := s.finishedSince[j.ID]

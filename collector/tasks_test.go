@@ -23,7 +23,9 @@ func withTasks(budget int) func(*Options) {
 	}
 }
 
-func taskTime(ms int64) string { return time.UnixMilli(ms).In(time.FixedZone("CST", 8*3600)).Format(time.RFC3339) }
+func taskTime(ms int64) string {
+	return time.UnixMilli(ms).In(time.FixedZone("CST", 8*3600)).Format(time.RFC3339)
+}
 
 // TestTaskMetrics: tasks from the listing (bfs) and from job detail (pr),
 // by the task's own terminal status; tasks that never ran are not counted;
