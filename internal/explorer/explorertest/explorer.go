@@ -66,6 +66,10 @@ type Quirks struct {
 	TruncateBody bool
 	// Delay is slept before every answer; a cancelled request stops waiting and gets no answer.
 	Delay time.Duration
+	// ListLatency and ListLatencyPerItem are slept after a listing page is
+	// computed, per page and per item on it, like a database answering
+	// (e.g. 5 ms + 5 µs per item); a cancelled request stops waiting.
+	ListLatency, ListLatencyPerItem time.Duration
 	// TasksNull adds "tasks": null to the listing items that carry no tasks,
 	// as some versions do (without it, such items have no "tasks" key).
 	TasksNull bool
@@ -416,6 +420,18 @@ func (e *Explorer) DeleteJob(id int64) bool {
 	e.jobs = slices.Delete(e.jobs, i, i+1)
 	e.posOK = false
 	return true
+}
+
+// DeleteJobsFunc removes every job for which del returns true, in one pass,
+// and returns how many it removed. del runs with the store locked: it must
+// not call the Explorer.
+func (e *Explorer) DeleteJobsFunc(del func(*explorer.Job) bool) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := len(e.jobs)
+	e.jobs = slices.DeleteFunc(e.jobs, func(j explorer.Job) bool { return del(&j) })
+	e.posOK = false
+	return n - len(e.jobs)
 }
 
 // RenameWorkflow sets WorkflowName on every job of workflowID and returns how many jobs it changed.

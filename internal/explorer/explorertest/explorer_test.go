@@ -126,6 +126,19 @@ func TestStore(t *testing.T) {
 		}()
 		e.UpdateJob(1, func(j *explorer.Job) { j.ID = 50 })
 	})
+	t.Run("DeleteJobsFunc removes the jobs it is told to, in one pass", func(t *testing.T) {
+		e := newExplorer()
+		e.AddJobs(Workload{Workflows: 3, Seed: 1, Now: now}.History(1000))
+		if n := e.DeleteJobsFunc(func(j *explorer.Job) bool { return j.ID%2 == 0 }); n != 500 {
+			t.Errorf("deleted %d, want 500", n)
+		}
+		for _, j := range e.Jobs() {
+			if j.ID%2 == 0 {
+				t.Fatalf("job %d left", j.ID)
+			}
+		}
+		checkOrder(t, e)
+	})
 	t.Run("RenameWorkflow renames every job of the workflow", func(t *testing.T) {
 		e := newExplorer()
 		e.AddJobs([]explorer.Job{{WorkflowID: "1", WorkflowName: "a"}, {WorkflowID: "2", WorkflowName: "b"}, {WorkflowID: "1", WorkflowName: "a"}})

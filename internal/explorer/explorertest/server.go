@@ -380,7 +380,16 @@ func (e *Explorer) list(w http.ResponseWriter, r *http.Request, q *Quirks) {
 	if q.IgnorePage {
 		l.page = 1
 	}
-	b := e.appendPage((*bp)[:0], l, q)
+	b, items := e.appendPage((*bp)[:0], l, q)
+	if d := q.ListLatency + time.Duration(items)*q.ListLatencyPerItem; d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
 	e.lists.Add(1)
 	if q.Padding > 0 {
 		writePadded(w, b, q.Padding)
@@ -395,7 +404,8 @@ func (e *Explorer) list(w http.ResponseWriter, r *http.Request, q *Quirks) {
 
 // appendPage encodes the envelope of one listing page. Without a status
 // filter it touches only the page's jobs.
-func (e *Explorer) appendPage(b []byte, l listing, q *Quirks) []byte {
+// It returns the page and how many items it holds.
+func (e *Explorer) appendPage(b []byte, l listing, q *Quirks) ([]byte, int) {
 	items := itemQuirks{tasksNull: q.TasksNull, omitZeroTimes: q.OmitZeroTimes, caseDuplicateStatus: q.CaseDuplicateStatus,
 		tasks: q.TasksInListing, tasksOf: q.TasksInListingOf, now: e.Now()}
 	if q.IgnoreStatusFilter {
@@ -482,7 +492,7 @@ func (e *Explorer) appendPage(b []byte, l listing, q *Quirks) []byte {
 	b = strconv.AppendInt(b, int64(l.page), 10)
 	b = append(b, `,"PageSize":`...)
 	b = strconv.AppendInt(b, int64(l.size), 10)
-	return append(b, "}}"...)
+	return append(b, "}}"...), emitted
 }
 
 // window returns the jobs with from <= CreateTime <= to; a zero bound is no bound.

@@ -242,6 +242,21 @@ func TestFailureQuirks(t *testing.T) {
 			t.Errorf("answered after %v", d)
 		}
 	})
+	t.Run("ListLatency holds a page, and gives up when the request is cancelled", func(t *testing.T) {
+		e.SetQuirks(Quirks{ListLatency: time.Hour, ListLatencyPerItem: time.Hour})
+		defer e.SetQuirks(Quirks{})
+		e.ResetStats()
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+explorer.JobsPath, nil)
+		req.AddCookie(&http.Cookie{Name: explorer.TokenCookie, Value: login(t, srv)})
+		if _, err := srv.Client().Do(req); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("err %v, want the deadline", err)
+		}
+		if s := e.Stats(); s.Lists != 0 {
+			t.Errorf("stats %+v: the page was answered", s)
+		}
+	})
 	t.Run("Delay gives up when the request is cancelled", func(t *testing.T) {
 		e.SetQuirks(Quirks{Delay: time.Minute})
 		defer e.SetQuirks(Quirks{})
