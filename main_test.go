@@ -513,3 +513,66 @@ func TestHoardedConnectionsDoNotStopAScrape(t *testing.T) {
 		t.Errorf("HTTP %d:\n%.500s", resp.StatusCode, body)
 	}
 }
+
+// TestConfigReachesTheCollector: each key of the second round, changed by a
+// reload, changes what the exporter serves.
+func TestConfigReachesTheCollector(t *testing.T) {
+	fake := explorertest.New()
+	srv := explorertest.NewServer(fake)
+	defer srv.Close()
+	now := time.Now()
+	const long = "a-workflow-name-longer-than-the-cap"
+	fake.AddJob(explorer.Job{WorkflowID: "1", WorkflowName: long, Status: explorer.StatusSuccess,
+		CreateTime: now.Add(-time.Minute).UnixMilli(), RunBeginTime: now.Add(-50 * time.Second).UnixMilli(), RunEndTime: now.Add(-10 * time.Second).UnixMilli(),
+		Tasks: []explorer.Task{{ID: "t1", Name: "PageRank", Status: explorer.StatusSuccess,
+			RunBeginTime: now.Add(-50 * time.Second).Format(time.RFC3339), RunEndTime: now.Add(-45 * time.Second).Format(time.RFC3339)}}})
+	fake.AddJob(explorer.Job{WorkflowID: "2", WorkflowName: "bfs", Status: explorer.StatusFailed,
+		CreateTime: now.Add(-time.Minute).UnixMilli(), RunBeginTime: now.Add(-50 * time.Second).UnixMilli(), RunEndTime: now.Add(-10 * time.Second).UnixMilli()})
+	base := configFor(srv.URL, "nebula")
+	e := startExporter(t, base)
+	configFile := strings.TrimPrefix(e.cmd.Args[1], "--config.file=")
+	load := func(t *testing.T, extra string) string {
+		t.Helper()
+		os.WriteFile(configFile, []byte(base+extra), 0o600)
+		resp, err := http.Post("http://"+e.addr+"/-/reload", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("reload: HTTP %d: %s", resp.StatusCode, msg)
+		}
+		_, body := e.get(t, "/metrics")
+		if !strings.Contains(body, "nebula_explorer_up 1") {
+			t.Fatalf("not synced:\n%s", body)
+		}
+		return body
+	}
+	t.Run("limits.max_label_length cuts the workflow label", func(t *testing.T) {
+		if body := load(t, ""); !strings.Contains(body, `workflow="`+long+`"`) {
+			t.Fatalf("the name is cut by default:\n%s", body)
+		}
+		if body := load(t, "limits:\n  max_label_length: 16\n"); strings.Contains(body, long) || !strings.Contains(body, `workflow="a-workflow`) {
+			t.Errorf("with 16 bytes:\n%s", body)
+		}
+	})
+	t.Run("metrics.classic_histograms: false sheds the classic buckets", func(t *testing.T) {
+		bucket := `nebula_explorer_job_run_duration_seconds_bucket{status="failed",workflow="bfs",workflow_id="2",le="60"} 1`
+		if body := load(t, ""); !strings.Contains(body, bucket) {
+			t.Fatalf("no classic bucket by default:\n%s", body)
+		}
+		if body := load(t, "metrics:\n  classic_histograms: false\n"); strings.Contains(body, bucket) {
+			t.Errorf("a classic bucket is left:\n%s", body)
+		}
+	})
+	t.Run("tasks: task_duration_buckets, and enabled: false", func(t *testing.T) {
+		bucket := `nebula_explorer_task_run_duration_seconds_bucket{status="success",task="PageRank",workflow="` + long + `",workflow_id="1",le="7"} 1`
+		if body := load(t, "metrics:\n  task_duration_buckets: [7, 70]\n"); !strings.Contains(body, bucket) {
+			t.Errorf("no task bucket of 7 s:\n%s", body)
+		}
+		if body := load(t, "tasks:\n  enabled: false\n"); strings.Contains(body, "nebula_explorer_task_run_duration_seconds") {
+			t.Errorf("task metrics while disabled:\n%s", body)
+		}
+	})
+}
