@@ -66,8 +66,9 @@ func IsTerminal(code int) bool {
 
 // Job is one item of a job listing, or the answer of GET jobs/<id>. Times
 // are milliseconds since the epoch; RunBeginTime and RunEndTime are 0 until
-// the job starts and ends. Tasks is nil when the answer has none (listings of
-// many Explorer versions say "tasks": null; the detail carries them).
+// the job starts and ends. Tasks is nil when the answer does not carry them
+// (listings of many Explorer versions say "tasks": null; the detail carries
+// them), and empty, not nil, for "tasks": [].
 type Job struct {
 	ID           int64  `json:"id"`
 	Name         string `json:"name"`

@@ -386,6 +386,9 @@ func readJob(dec *jsontext.Decoder, j *Job, in interned) error {
 		case 7:
 			j.CreateTime, err = readInt64(dec)
 		case 8:
+			if dec.PeekKind() == '[' {
+				j.Tasks = []Task{} // carried, maybe none: not nil
+			}
 			err = readArray(dec, func() error {
 				var t Task
 				err := readTask(dec, &t, in)
