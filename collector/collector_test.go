@@ -64,6 +64,7 @@ func (e *testEnv) newCollector(t testing.TB) *Collector {
 		URL: e.url, Username: "root", Password: func() (string, error) { return "nebula", nil },
 		GraphAddress: "127.0.0.1", GraphPort: 9669,
 		HTTPClient: &http.Client{Timeout: cmp.Or(e.requestTimeout, 10*time.Second)},
+		OnRequest:  e.opts.Telemetry.ObserveRequest, // as main wires it; nil Telemetry: nothing
 	})
 	if err != nil {
 		t.Fatal(err)

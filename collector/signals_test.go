@@ -53,10 +53,11 @@ func TestLastJobAndOldestUnfinished(t *testing.T) {
 }
 
 // TestTelemetryCountsSyncs: syncs_total counts each sync once by kind and
-// result, across collectors sharing one Telemetry (as across reloads).
+// result, api_requests_total each request by endpoint and result, across
+// collectors sharing one Telemetry (as across reloads).
 func TestTelemetryCountsSyncs(t *testing.T) {
 	telemetry := NewTelemetry()
-	e := newTestEnv(t, func(o *Options) { o.Telemetry = telemetry })
+	e := newTestEnv(t, func(o *Options) { o.Telemetry = telemetry }, withTasks(2))
 	addHistory(e.fake, 4, t0)
 	e.mustSync(t) // full
 	e.mustSync(t) // incremental
@@ -66,7 +67,7 @@ func TestTelemetryCountsSyncs(t *testing.T) {
 	e.col = e.newCollector(t) // a reload: a new collector, the same telemetry
 	e.mustSync(t)             // full
 	var b bytes.Buffer
-	families, err := gatherOnly(telemetry, "nebula_explorer_syncs_total")
+	families, err := gatherOnly(telemetry, "nebula_explorer_syncs_total", "nebula_explorer_api_requests_total")
 	if err != nil {
 		t.Fatal(err)
 	}

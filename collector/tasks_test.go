@@ -90,6 +90,16 @@ func TestBadTaskData(t *testing.T) {
 			t.Errorf("invalid times counted: %d, want 1", ts.invalidTimes)
 		}
 	})
+	t.Run("a detail that says tasks null counts none and is not asked again", func(t *testing.T) {
+		e := newTestEnv(t, withTasks(10))
+		e.fake.SetQuirks(explorertest.Quirks{NoGeneratedTasks: true, TasksNull: true})
+		e.fake.AddJob(explorer.Job{WorkflowID: "1", WorkflowName: "bfs", Status: explorer.StatusSuccess, CreateTime: t0, RunBeginTime: t0, RunEndTime: t0 + 1000})
+		e.mustSync(t)
+		e.mustSync(t)
+		if d := e.fake.Stats().Details; d != 1 || len(e.col.state.tasks.backlog) != 0 || len(e.col.state.tasks.series) != 0 {
+			t.Errorf("%d detail requests, backlog %d, task series of %d workflows; want 1, 0, 0", d, len(e.col.state.tasks.backlog), len(e.col.state.tasks.series))
+		}
+	})
 	t.Run("thousands of tasks in one job, of as many names", func(t *testing.T) {
 		var b strings.Builder
 		b.WriteString(`{"tasks": [`)
