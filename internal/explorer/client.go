@@ -22,7 +22,7 @@ import (
 // Login encodings of the Bearer credential: the two language versions of the
 // docs disagree, so a client must support both.
 const (
-	EncodingAuto  = "auto"  // try JSON, then colon; remember the one that worked
+	EncodingAuto  = "auto"  // the encoding that worked last (JSON at first), then the other
 	EncodingJSON  = "json"  // base64 of ["user","pass"] (Chinese docs)
 	EncodingColon = "colon" // base64 of user:pass (English docs)
 )
