@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -154,7 +153,4 @@ func (c *Collector) backoffWait() time.Duration {
 }
 
 // loginRefused reports whether err is Explorer refusing the credentials.
-func loginRefused(err error) bool {
-	var apiErr *explorer.Error
-	return errors.As(err, &apiErr) && apiErr.IsAuth() && strings.HasPrefix(apiErr.Op, "login")
-}
+func loginRefused(err error) bool { return errors.Is(err, explorer.ErrLoginRefused) }

@@ -137,7 +137,6 @@ func TestBackoffDoubles(t *testing.T) {
 // after at most max(stallAfter, the backoff then due) — at most
 // max(stallAfter, MaxBackoff) plus one scrape interval.
 func TestRecoveryFromHungExplorer(t *testing.T) {
-	hang := explorertest.Quirks{Delay: time.Hour} // requests never answer
 	cases := []struct {
 		name             string
 		interval         time.Duration
@@ -156,7 +155,9 @@ func TestRecoveryFromHungExplorer(t *testing.T) {
 			clock := withFakeClock(e)
 			addHistory(e.fake, 5, t0)
 			e.mustSync(t)
-			e.fake.SetQuirks(hang)
+			hang := make(chan struct{})
+			t.Cleanup(func() { close(hang) })                 // before the server closes
+			e.fake.SetQuirks(explorertest.Quirks{Hang: hang}) // requests sent now never get an answer
 			e.fake.ResetStats()
 			hangBeganReal := time.Now()
 			for range tc.scrapesWhileHung {
