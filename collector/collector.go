@@ -84,6 +84,11 @@ type Collector struct {
 	jobs     *exposition // the job metrics of state, shared by scrapes
 	lastFull time.Time   // when state was last rebuilt from the full history
 	health   syncHealth
+	// inherited is the state of the collector this one replaced at a
+	// reload: the first full sync keeps its counters (see Inherit).
+	inherited *state
+	persist   persistence
+	persistMu sync.Mutex // one state file write at a time
 	// skewLogged: a createTime ahead of the exporter's clock was logged (once).
 	skewLogged bool
 }
@@ -101,7 +106,11 @@ type syncHealth struct {
 
 // New returns a collector; it does not contact Explorer before the first scrape.
 func New(client *explorer.Client, opts Options, logger log.Logger) *Collector {
-	return &Collector{client: client, opts: opts, logger: logger, now: time.Now, filter: newNameFilter(opts.Workflows)}
+	c := &Collector{client: client, opts: opts, logger: logger, now: time.Now, filter: newNameFilter(opts.Workflows)}
+	if opts.PersistenceFile != "" {
+		c.loadState()
+	}
+	return c
 }
 
 // serving says what a scrape gets while the sync fails: the last synced
@@ -131,12 +140,13 @@ func (c *Collector) timeoutHint(syncCtx context.Context, err error) string {
 // applies its result unless r was abandoned meanwhile.
 func (c *Collector) syncOnce(ctx context.Context, r *run) {
 	defer close(r.done)
+	defer c.saveState(false) // when the result is applied, before the scrapes waiting for it go on
 	ctx, cancel := context.WithTimeout(ctx, c.opts.SyncTimeout)
 	defer cancel()
 	start := time.Now()
 
 	c.mu.Lock()
-	old, lastFull := c.state, c.lastFull
+	old, lastFull, inherited := c.state, c.lastFull, c.inherited
 	c.mu.Unlock()
 
 	y := &syncer{client: c.client, pageSize: c.opts.PageSize, concurrency: c.opts.Concurrency, overlap: c.opts.Overlap, lookback: c.opts.Lookback, nowMs: c.now().UnixMilli(), progress: r.touch}
@@ -144,17 +154,21 @@ func (c *Collector) syncOnce(ctx context.Context, r *run) {
 	var next *state
 	var err error
 	if full {
+		base := old // whose counters the new state keeps
+		if base == nil {
+			base = inherited
+		}
 		next = newState(c.opts.RunBuckets, c.opts.QueueBuckets)
 		next.dropClassic = c.opts.DropClassicBuckets
 		next.filter = c.filter
-		next.tasks = c.carryTasks(old, start)
+		next.tasks = c.carryTasks(base, start)
 		next.limits = limits{maxWorkflows: c.opts.MaxWorkflows, maxLabelLength: c.opts.MaxLabelLength}
 		if next.tasks != nil {
 			next.tasks.maxLabelLength = c.opts.MaxLabelLength
 		}
 		err = y.full(ctx, next)
-		if err == nil && old != nil {
-			next.keepCountersFrom(old)
+		if err == nil && base != nil {
+			next.keepCountersFrom(base)
 		}
 	} else {
 		next = old.clone()
@@ -200,8 +214,9 @@ func (c *Collector) syncOnce(ctx context.Context, r *run) {
 		return
 	}
 	c.state, c.jobs, c.health.lastSuccess = next, newExposition(next), end
+	c.persist.dirty = true
 	if full {
-		c.lastFull = start
+		c.lastFull, c.inherited = start, nil
 	}
 }
 
@@ -247,10 +262,13 @@ func (c *Collector) fetchTasks(ctx context.Context, y *syncer, s *state, full bo
 // the health of the last sync, read together so a scrape sees one moment.
 func (c *Collector) current() (*exposition, *prometheus.Registry) {
 	c.mu.Lock()
-	jobs, h := c.jobs, health(c.health)
+	jobs, h, p := c.jobs, health(c.health), c.persist
 	c.mu.Unlock()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(h)
+	if c.opts.PersistenceFile != "" {
+		reg.MustRegister(persistHealth(p))
+	}
 	if jobs != nil {
 		reg.MustRegister(totals{jobs.state})
 	}

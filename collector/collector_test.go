@@ -11,6 +11,7 @@ import (
 	"math/rand"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +61,11 @@ func newTestEnv(t *testing.T, change ...func(*Options)) *testEnv {
 
 func (e *testEnv) newCollector(t testing.TB) *Collector {
 	t.Helper()
+	return e.newCollectorWith(t, e.opts)
+}
+
+func (e *testEnv) newCollectorWith(t testing.TB, opts Options) *Collector {
+	t.Helper()
 	client, err := explorer.NewClient(explorer.Config{
 		URL: e.url, Username: "root", Password: func() (string, error) { return "nebula", nil },
 		GraphAddress: "127.0.0.1", GraphPort: 9669,
@@ -69,7 +75,7 @@ func (e *testEnv) newCollector(t testing.TB) *Collector {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(client, e.opts, log.NewLogfmtLogger(log.NewSyncWriter(e.logs)))
+	return New(client, opts, log.NewLogfmtLogger(log.NewSyncWriter(e.logs)))
 }
 
 // sync runs one sync and reports whether it succeeded.
@@ -99,7 +105,8 @@ func jobMetrics(t *testing.T, c *Collector) string {
 	for _, f := range families {
 		switch f.GetName() {
 		case "nebula_explorer_up", "nebula_explorer_sync_duration_seconds", "nebula_explorer_sync_api_requests",
-			"nebula_explorer_last_sync_success_timestamp_seconds", "nebula_explorer_job_create_time_ahead_seconds":
+			"nebula_explorer_last_sync_success_timestamp_seconds", "nebula_explorer_job_create_time_ahead_seconds",
+			"nebula_explorer_persistence_last_write_timestamp_seconds", "nebula_explorer_persistence_last_write_success":
 			continue
 		}
 		if _, err := expfmt.MetricFamilyToText(&b, f); err != nil {
@@ -112,7 +119,9 @@ func jobMetrics(t *testing.T, c *Collector) string {
 // fresh is what a newly started exporter computes from the fake's state now.
 func (e *testEnv) fresh(t *testing.T) string {
 	t.Helper()
-	c := e.newCollector(t)
+	opts := e.opts
+	opts.PersistenceFile = "" // no saved state
+	c := e.newCollectorWith(t, opts)
 	c.opts.Tasks.MaxRequestsPerSync = 1 << 30 // the tasks of every finished job at once
 	c.opts.Concurrency = 1                    // the reference: one sequential pass
 	c.Sync(context.Background())
@@ -166,6 +175,8 @@ func TestMatchesFreshExporter(t *testing.T) {
 			e := newTestEnv(t, func(o *Options) {
 				o.Lookback = 10 * time.Minute
 				o.Concurrency = concurrency
+				// For the restart at step 20.
+				o.PersistenceFile = filepath.Join(t.TempDir(), "state")
 				if deletes || (concurrency > 1 && seed%2 == 0) { // every sync a full one
 					o.FullResyncInterval = time.Nanosecond
 				}
@@ -223,6 +234,12 @@ func TestMatchesFreshExporter(t *testing.T) {
 						if rng.Intn(8) == 0 {
 							e.fake.DeleteJob(j.ID)
 						}
+					}
+				}
+				if step == 20 {
+					e.col = e.newCollector(t) // kill -9 and restart: the state comes from the file
+					if e.col.state == nil {
+						t.Fatalf("no state loaded from the file:\n%s", e.logs)
 					}
 				}
 				e.mustSync(t)

@@ -82,12 +82,14 @@ type state struct {
 	// createTime): listings start at floor or later, and a job they show again
 	// must not be counted twice.
 	finishedSince map[int64]int64
-	floor         int64       // ms; see finishedSince
-	newest        int64       // latest createTime seen, ms
-	changed       bool        // a job was added, changed or forgotten since clone
-	tasks         *taskState  // nil: task metrics off
-	dropClassic   bool        // render the duration histograms without classic buckets
-	filter        *nameFilter // workflows.include/exclude; nil: every workflow
+	floor         int64      // ms; see finishedSince
+	newest        int64      // latest createTime seen, ms
+	changed       bool       // a job was added, changed or forgotten since clone
+	tasks         *taskState // nil: task metrics off
+	// Settings, not synced data: the state file leaves them out (persist:"-")
+	// and a loaded state gets the configuration's.
+	dropClassic bool        `persist:"-"` // render the duration histograms without classic buckets
+	filter      *nameFilter `persist:"-"` // workflows.include/exclude; nil: every workflow
 
 	runBuckets, queueBuckets []float64
 	limits                   limits
