@@ -13,10 +13,11 @@ import (
 var cst = time.FixedZone("CST", 8*3600)
 
 // appendJob encodes a listing item exactly as encoding/json would encode
-// explorer.Job with these tasks, without reflection. Without tasks it
-// leaves "tasks" out unless the quirks ask for "tasks": null, and it leaves
-// out zero run times when the quirks ask.
-func appendJob(b []byte, j *explorer.Job, tasks []explorer.Task, q itemQuirks) []byte {
+// explorer.Job, without reflection; withTasks, with its tasks (those stored,
+// or else generated ones). Without tasks it leaves "tasks" out unless the
+// quirks ask for "tasks": null, and it leaves out zero run times when the
+// quirks ask.
+func appendJob(b []byte, j *explorer.Job, withTasks bool, q itemQuirks) []byte {
 	b = append(b, `{"id":`...)
 	b = strconv.AppendInt(b, j.ID, 10)
 	b = append(b, `,"name":`...)
@@ -42,15 +43,18 @@ func appendJob(b []byte, j *explorer.Job, tasks []explorer.Task, q itemQuirks) [
 	b = append(b, `,"createTime":`...)
 	b = strconv.AppendInt(b, j.CreateTime, 10)
 	switch {
-	case tasks != nil:
+	case withTasks && j.Tasks != nil:
 		b = append(b, `,"tasks":[`...)
-		for i := range tasks {
+		for i := range j.Tasks {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendTask(b, &tasks[i])
+			b = appendTask(b, &j.Tasks[i])
 		}
 		b = append(b, ']')
+	case withTasks:
+		b = append(b, `,"tasks":`...)
+		b = appendPlannedTasks(b, j, q.now)
 	case q.tasksNull:
 		b = append(b, `,"tasks":null`...)
 	}
@@ -180,17 +184,44 @@ var components = [...]string{
 	"BetweennessCentrality", "ClusteringCoefficient",
 }
 
-// taskTimeLayout is RFC 3339 with milliseconds when they are not zero, so
-// task times stay inside the job's run to the millisecond.
-const taskTimeLayout = "2006-01-02T15:04:05.999Z07:00"
+// appendTaskTime appends a millisecond time as Explorer's task times are:
+// RFC 3339 in the +08:00 of its docs, with milliseconds when they are not
+// zero (so task times stay inside the job's run to the millisecond); by
+// hand, as time.Format is most of the cost of a page of tasks.
+func appendTaskTime(b []byte, ms int64) []byte {
+	t := time.UnixMilli(ms).In(cst)
+	y, mo, d := t.Date()
+	if y < 0 || y > 9999 {
+		return t.AppendFormat(b, "2006-01-02T15:04:05.999Z07:00")
+	}
+	h, mi, sec := t.Clock()
+	b = appendDigits(b, y, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(mo), 2)
+	b = append(b, '-')
+	b = appendDigits(b, d, 2)
+	b = append(b, 'T')
+	b = appendDigits(b, h, 2)
+	b = append(b, ':')
+	b = appendDigits(b, mi, 2)
+	b = append(b, ':')
+	b = appendDigits(b, sec, 2)
+	if frac := t.Nanosecond() / 1e6; frac != 0 {
+		b = append(b, '.')
+		b = appendDigits(b, frac, 3)
+		for b[len(b)-1] == '0' {
+			b = b[:len(b)-1]
+		}
+	}
+	return append(b, "+08:00"...)
+}
 
-// taskTime formats a millisecond time as Explorer's task times do, with the
-// +08:00 offset of its docs; "" for 0.
+// taskTime formats a millisecond time as Explorer's task times do; "" for 0.
 func taskTime(ms int64) string {
 	if ms == 0 {
 		return ""
 	}
-	return time.UnixMilli(ms).In(cst).Format(taskTimeLayout)
+	return string(appendTaskTime(nil, ms))
 }
 
 // dag returns the task names of a workflow's DAG: a graph query, then 1-4
@@ -217,7 +248,16 @@ func dag(workflowID string) (names [5]string, n int) {
 	return names, n
 }
 
-// tasksFor makes up the tasks of j, the same ones every time for the same
+// plannedTask is a generated task before it is written out. Times are ms,
+// 0 for none.
+type plannedTask struct {
+	id         [16]byte
+	name       string
+	status     int
+	begin, end int64
+}
+
+// planTasks makes up the tasks of j, the same ones every time for the same
 // job state: its workflow's DAG (2-5 tasks), run one after another over the
 // job's run time, each taking a share of it.
 //   - preparing: no task has started (status 0, no times);
@@ -228,36 +268,32 @@ func dag(workflowID string) (names [5]string, n int) {
 //   - running or stopping: the tasks before one succeeded, that one is in the
 //     job's status since its begin, the ones after it wait (status 0);
 //   - an undocumented status is copied to every task with the job's times.
-func tasksFor(j *explorer.Job, now time.Time) []explorer.Task {
+func planTasks(j *explorer.Job, now time.Time) (tasks [5]plannedTask, n int) {
 	names, n := dag(j.WorkflowID)
 	h := splitmix64(uint64(j.ID) ^ 0x7a5c_5eed)
-	tasks := make([]explorer.Task, n)
-	for i := range tasks {
-		var id [16]byte
+	for i := range n {
 		for k := range 2 {
 			x := splitmix64(h + uint64(2*i+k+1))
 			for m := range 8 {
-				id[8*k+m] = byte(x >> (8 * m))
+				tasks[i].id[8*k+m] = byte(x >> (8 * m))
 			}
 		}
-		tasks[i].ID = hex.EncodeToString(id[:])
-		tasks[i].Name = names[i]
+		tasks[i].name = names[i]
 	}
 	begin, end := j.RunBeginTime, j.RunEndTime
 	switch j.Status {
 	case explorer.StatusPreparing:
-		return tasks
+		return tasks, n
 	case explorer.StatusSuccess, explorer.StatusFailed, explorer.StatusInterrupted,
 		explorer.StatusRunning, explorer.StatusStopping:
 	default:
-		for i := range tasks {
-			tasks[i].Status = j.Status
-			tasks[i].RunBeginTime, tasks[i].RunEndTime = taskTime(begin), taskTime(end)
+		for i := range n {
+			tasks[i].status, tasks[i].begin, tasks[i].end = j.Status, begin, end
 		}
-		return tasks
+		return tasks, n
 	}
 	if begin == 0 {
-		return tasks // no run time to share out
+		return tasks, n // no run time to share out
 	}
 	last := n - 1 // the task the job ended or stands at
 	if j.Status != explorer.StatusSuccess {
@@ -274,24 +310,61 @@ func tasksFor(j *explorer.Job, now time.Time) []explorer.Task {
 	}
 	bound := func(k int) int64 { return begin + (stop-begin)*cumul[k]/cumul[last+1] }
 	for i := 0; i < last; i++ {
-		tasks[i].Status = explorer.StatusSuccess
-		tasks[i].RunBeginTime, tasks[i].RunEndTime = taskTime(bound(i)), taskTime(bound(i+1))
+		tasks[i].status, tasks[i].begin, tasks[i].end = explorer.StatusSuccess, bound(i), bound(i+1)
 	}
-	tasks[last].Status = j.Status
-	tasks[last].RunBeginTime = taskTime(bound(last))
+	tasks[last].status, tasks[last].begin = j.Status, bound(last)
 	if explorer.IsTerminal(j.Status) {
-		tasks[last].RunEndTime = taskTime(stop)
+		tasks[last].end = stop
 	}
 	switch {
 	case j.Status == explorer.StatusSuccess:
 	case !explorer.IsTerminal(j.Status):
 		// the ones after wait: status 0, no times
 	case h>>63 == 0:
-		tasks = tasks[:last+1]
+		n = last + 1
 	default:
 		for i := last + 1; i < n; i++ {
-			tasks[i].Status = explorer.StatusInterrupted
+			tasks[i].status = explorer.StatusInterrupted
 		}
 	}
+	return tasks, n
+}
+
+// tasksFor returns the generated tasks of j (see planTasks).
+func tasksFor(j *explorer.Job, now time.Time) []explorer.Task {
+	planned, n := planTasks(j, now)
+	tasks := make([]explorer.Task, n)
+	for i, p := range planned[:n] {
+		tasks[i] = explorer.Task{ID: hex.EncodeToString(p.id[:]), Name: p.name, Status: p.status,
+			RunBeginTime: taskTime(p.begin), RunEndTime: taskTime(p.end)}
+	}
 	return tasks
+}
+
+// appendPlannedTasks encodes the generated tasks of j as appendTasks would
+// encode tasksFor's, without building them first.
+func appendPlannedTasks(b []byte, j *explorer.Job, now time.Time) []byte {
+	planned, n := planTasks(j, now)
+	b = append(b, '[')
+	for i, p := range planned[:n] {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"id":"`...)
+		b = hex.AppendEncode(b, p.id[:])
+		b = append(b, `","name":`...)
+		b = appendString(b, p.name)
+		b = append(b, `,"status":`...)
+		b = strconv.AppendInt(b, int64(p.status), 10)
+		b = append(b, `,"runBeginTime":"`...)
+		if p.begin != 0 {
+			b = appendTaskTime(b, p.begin)
+		}
+		b = append(b, `","runEndTime":"`...)
+		if p.end != 0 {
+			b = appendTaskTime(b, p.end)
+		}
+		b = append(b, `"}`...)
+	}
+	return append(b, ']')
 }

@@ -1,6 +1,7 @@
 package explorertest
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -80,6 +81,9 @@ func TestHistory(t *testing.T) {
 		for _, j := range jobs {
 			tasks := tasksFor(&j, testNow)
 			checkTasks(t, j, tasks, testNow)
+			if want, _ := json.Marshal(tasks); string(appendPlannedTasks(nil, &j, testNow)) != string(want) {
+				t.Fatalf("job %d: the listing writes\n%s\nthe detail\n%s", j.ID, appendPlannedTasks(nil, &j, testNow), want)
+			}
 			for _, task := range tasks {
 				if task.Status == explorer.StatusFailed {
 					failedTasks++
@@ -298,8 +302,13 @@ func BenchmarkListPage(b *testing.B) {
 		return ""
 	}()
 	cookie := &http.Cookie{Name: explorer.TokenCookie, Value: token}
-	for _, order := range []string{"desc", "asc"} {
+	for _, order := range []string{"desc", "asc", "asc with tasks"} {
 		b.Run("handler "+order, func(b *testing.B) {
+			if order == "asc with tasks" {
+				e.SetQuirks(Quirks{TasksInListing: true})
+				defer e.SetQuirks(Quirks{})
+				order = "asc"
+			}
 			reqs := make([]*http.Request, 1000)
 			for i := range reqs {
 				reqs[i] = httptest.NewRequest("GET", listPath(explorer.JobsPath, explorer.Filter{OrderByCreateTime: order}, i+1, 1000), nil)
@@ -338,5 +347,14 @@ func BenchmarkHistory(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		w.History(1_000_000)
+	}
+}
+
+func TestAppendTaskTime(t *testing.T) {
+	for _, ms := range []int64{1657593215000, 1657593215500, 1657593215120, 1657593215001, -1, -1500, 1, 253402300800000, -62135596800001} {
+		want := time.UnixMilli(ms).In(cst).Format("2006-01-02T15:04:05.999Z07:00")
+		if got := string(appendTaskTime(nil, ms)); got != want {
+			t.Errorf("%d: %s, want %s", ms, got, want)
+		}
 	}
 }

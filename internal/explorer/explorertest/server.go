@@ -440,11 +440,8 @@ func (e *Explorer) appendPage(b []byte, l listing, q *Quirks) ([]byte, int) {
 		if emitted > 0 {
 			b = append(b, ',')
 		}
-		var tasks []explorer.Task
-		if (items.tasks || items.tasksOf[j.WorkflowID]) && (j.Tasks != nil || !q.NoGeneratedTasks) {
-			tasks = tasksOf(j, items.now)
-		}
-		b = appendJob(b, j, tasks, items)
+		withTasks := (items.tasks || items.tasksOf[j.WorkflowID]) && (j.Tasks != nil || !q.NoGeneratedTasks)
+		b = appendJob(b, j, withTasks, items)
 		emitted++
 	}
 	total := 0
@@ -563,14 +560,6 @@ func (e *Explorer) neighbour(id int64) explorer.Job {
 		return e.jobs[i+1]
 	}
 	return e.jobs[max(0, i-1)]
-}
-
-// tasksOf returns the tasks j was stored with, or else generated ones.
-func tasksOf(j *explorer.Job, now time.Time) []explorer.Task {
-	if j.Tasks != nil {
-		return j.Tasks
-	}
-	return tasksFor(j, now)
 }
 
 // workflowNameLocked returns the name of workflowID on its newest job.
