@@ -10,10 +10,13 @@ package main
 //go:generate go run .
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/google/go-jsonnet"
 )
@@ -49,7 +52,21 @@ func compile(dir string) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return vm.EvaluateSnippetMulti(filepath.Join(dir, "generate.jsonnet"), string(src))
+	files, err := vm.EvaluateSnippetMulti(filepath.Join(dir, "generate.jsonnet"), string(src))
+	if err != nil {
+		return nil, err
+	}
+	// jsonnet's JSON has blank lines in empty arrays; indent it the usual way.
+	for path, content := range files {
+		if strings.HasSuffix(path, ".json") {
+			var buf bytes.Buffer
+			if err := json.Indent(&buf, []byte(content), "", "  "); err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			files[path] = buf.String()
+		}
+	}
+	return files, nil
 }
 
 func sortedKeys(m map[string]string) []string {
