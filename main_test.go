@@ -566,6 +566,25 @@ func TestConfigReachesTheCollector(t *testing.T) {
 			t.Errorf("a classic bucket is left:\n%s", body)
 		}
 	})
+	t.Run("workflows.include and exclude select by the whole name", func(t *testing.T) {
+		bfs := `nebula_explorer_jobs_created_total{workflow="bfs",workflow_id="2"} 1`
+		other := `workflow="` + long + `"`
+		if body := load(t, "workflows:\n  include: [bf]\n"); strings.Contains(body, bfs) || strings.Contains(body, other) {
+			t.Errorf("include [bf] is not anchored, or lets another workflow in:\n%s", body)
+		}
+		if body := load(t, "workflows:\n  include: ['b.s']\n"); !strings.Contains(body, bfs) || strings.Contains(body, other) {
+			t.Errorf("include [b.s]:\n%s", body)
+		}
+		if body := load(t, "workflows:\n  exclude: [bfs]\n"); strings.Contains(body, bfs) || !strings.Contains(body, other) {
+			t.Errorf("exclude [bfs]:\n%s", body)
+		}
+	})
+	t.Run("limits.max_workflows sends the others to the overflow series", func(t *testing.T) {
+		body := load(t, "limits:\n  max_workflows: 1\n")
+		if !strings.Contains(body, `workflow="__overflow__"`) {
+			t.Errorf("no overflow series with 2 workflows and a cap of 1:\n%s", body)
+		}
+	})
 	t.Run("tasks: task_duration_buckets, and enabled: false", func(t *testing.T) {
 		bucket := `nebula_explorer_task_run_duration_seconds_bucket{status="success",task="PageRank",workflow="` + long + `",workflow_id="1",le="7"} 1`
 		if body := load(t, "metrics:\n  task_duration_buckets: [7, 70]\n"); !strings.Contains(body, bucket) {
