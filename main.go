@@ -292,14 +292,15 @@ type connLimit struct {
 	max   int
 	mu    sync.Mutex
 	conns map[net.Conn]connState
+	ticks uint64 // orders the moments connections start to wait
 }
 
 type connState struct {
-	busy  bool      // a request is under way
-	since time.Time // when it last became idle (or was opened)
+	busy  bool   // a request is under way
+	since uint64 // the tick at which it last became idle (or was opened)
 }
 
-// newConnLimit caps at max, and at half the file descriptor limit so that
+// newConnLimit caps at limit, and at half the file descriptor limit so that
 // Explorer connections, the state file and the logs keep the other half.
 func newConnLimit(limit int) *connLimit {
 	var rl syscall.Rlimit
@@ -313,15 +314,15 @@ func newConnLimit(limit int) *connLimit {
 func (l *connLimit) track(c net.Conn, s http.ConnState) {
 	var shed net.Conn
 	l.mu.Lock()
+	l.ticks++
 	switch s {
 	case http.StateNew:
-		l.conns[c] = connState{since: time.Now()}
+		l.conns[c] = connState{since: l.ticks}
 		if len(l.conns) > l.max {
 			shed = c // when every other one is busy
-			oldest := time.Now()
 			for other, st := range l.conns {
-				if !st.busy && st.since.Before(oldest) {
-					shed, oldest = other, st.since
+				if !st.busy && st.since < l.conns[shed].since {
+					shed = other
 				}
 			}
 			delete(l.conns, shed)
@@ -332,7 +333,7 @@ func (l *connLimit) track(c net.Conn, s http.ConnState) {
 		}
 	case http.StateIdle:
 		if _, ok := l.conns[c]; ok {
-			l.conns[c] = connState{since: time.Now()}
+			l.conns[c] = connState{since: l.ticks}
 		}
 	case http.StateHijacked, http.StateClosed:
 		delete(l.conns, c)

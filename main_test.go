@@ -595,3 +595,38 @@ func TestConfigReachesTheCollector(t *testing.T) {
 		}
 	})
 }
+
+// fakeConn is a connection that only records that it was closed.
+type fakeConn struct {
+	net.Conn
+	closed bool
+}
+
+func (c *fakeConn) Close() error { c.closed = true; return nil }
+
+func TestConnLimitShedsTheLongestWaiting(t *testing.T) {
+	l := &connLimit{max: 3, conns: map[net.Conn]connState{}}
+	a, b, c, d, e := &fakeConn{}, &fakeConn{}, &fakeConn{}, &fakeConn{}, &fakeConn{}
+	for _, conn := range []*fakeConn{a, b, c} {
+		l.track(conn, http.StateNew)
+	}
+	l.track(a, http.StateActive) // a is busy: never shed
+	l.track(b, http.StateActive)
+	l.track(b, http.StateIdle) // b now waits since after c opened
+	l.track(d, http.StateNew)
+	if a.closed || b.closed || !c.closed || d.closed {
+		t.Fatalf("want c (silent longest) closed: a %v b %v c %v d %v", a.closed, b.closed, c.closed, d.closed)
+	}
+	l.track(c, http.StateClosed) // the server's word after the Close: no change
+	l.track(e, http.StateNew)
+	if !b.closed || d.closed || e.closed {
+		t.Fatalf("want b (idle longest) closed: b %v d %v e %v", b.closed, d.closed, e.closed)
+	}
+	l.track(d, http.StateActive)
+	l.track(e, http.StateActive)
+	f := &fakeConn{}
+	l.track(f, http.StateNew)
+	if !f.closed || len(l.conns) != 3 {
+		t.Errorf("every other one busy: want the new one closed, %d open", len(l.conns))
+	}
+}
