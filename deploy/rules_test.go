@@ -119,6 +119,10 @@ func TestMonitoringConfigs(t *testing.T) {
 		}
 	})
 
+	t.Run("shellcheck passes on prometheus3.sh", func(t *testing.T) {
+		rulesRun(t, "shellcheck", prometheus3Script)
+	})
+
 	t.Run("yamllint passes on all YAML under deploy", func(t *testing.T) {
 		rulesRun(t, "yamllint", "-s", "-c", ".yamllint", ".")
 	})

@@ -57,7 +57,7 @@
             'The exporter cannot sync with NebulaGraph Explorer',
             |||
               No sync of the exporter %(where)s with Explorer has succeeded for
-              %(window)s ({{ $value }} failed): Explorer is down, unreachable,
+              %(window)s ({{ printf "%%.0f" $value }} failed): Explorer is down, unreachable,
               refuses the login or answers with errors. The job metrics are
               frozen at their last synced values; the workflow alerts of this
               exporter are inhibited.
