@@ -30,21 +30,37 @@ func listingLimit(pageSize int) int64 {
 	return max(maxBody, int64(pageSize)*maxItemBytes)
 }
 
-// errTooLarge ends the body of an answer longer than its limit.
-var errTooLarge = errors.New("answer larger than the limit")
+// maxRun bounds the bytes between two quotes of an answer: no string (a
+// name, a time) nor any other value is that long, and the decoder would
+// have to hold it whole.
+const maxRun = 1 << 20
+
+// errTooLarge ends the body of an answer longer than its limit; errLongValue
+// one with a value longer than maxRun.
+var (
+	errTooLarge  = errors.New("answer larger than the limit")
+	errLongValue = errors.New("a value longer than the limit")
+)
 
 // cappedReader reads at most n bytes, then fails with errTooLarge (not EOF,
-// which would read as a cut answer).
+// which would read as a cut answer), and fails with errLongValue at more
+// than maxRun bytes without a quote that is not escaped.
 // It keeps the error of the body, so that a connection lost or timed out
 // mid-answer is not taken for an answer that is not JSON.
 type cappedReader struct {
-	r   io.Reader
-	n   int64
-	err error // of r, other than EOF
+	r    io.Reader
+	n    int64
+	run  int  // bytes since the last quote
+	prev byte // the last byte read
+	long bool // a value was too long
+	err  error
 }
 
 func (c *cappedReader) Read(p []byte) (int, error) {
-	if c.n <= 0 {
+	switch {
+	case c.long:
+		return 0, errLongValue
+	case c.n <= 0:
 		return 0, errTooLarge
 	}
 	if int64(len(p)) > c.n {
@@ -54,6 +70,25 @@ func (c *cappedReader) Read(p []byte) (int, error) {
 	c.n -= int64(n)
 	if err != nil && err != io.EOF {
 		c.err = err
+	}
+	for b := p[:n]; len(b) > 0; {
+		i := bytes.IndexByte(b, '"')
+		if i < 0 {
+			c.run += len(b)
+			c.prev = b[len(b)-1]
+			break
+		}
+		escaped := (i > 0 && b[i-1] == '\\') || (i == 0 && c.prev == '\\')
+		c.run += i + 1
+		if !escaped {
+			c.long = c.long || c.run > maxRun
+			c.run = 0
+		}
+		c.prev = '"'
+		b = b[i+1:]
+	}
+	if c.long = c.long || c.run > maxRun; c.long {
+		return 0, errLongValue // what was read is dropped: the answer is refused
 	}
 	return n, err
 }
@@ -96,6 +131,8 @@ func decode(op string, status int, body io.Reader, limit int64, data dataFunc) e
 		return inv
 	case errors.Is(err, errTooLarge):
 		return &InvalidAnswerError{Op: op, Reason: "too_large", Detail: fmt.Sprintf("more than %d bytes", limit)}
+	case errors.Is(err, errLongValue):
+		return &InvalidAnswerError{Op: op, Reason: "too_large", Detail: fmt.Sprintf("a value of more than %d bytes", maxRun)}
 	case err != nil:
 		return &InvalidAnswerError{Op: op, Reason: "not_json", Detail: "answer is not valid JSON: " + err.Error(), err: err}
 	case env.code == nil:

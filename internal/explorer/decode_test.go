@@ -128,6 +128,24 @@ func TestDecode(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a value of more than 1 MiB is too large, escaped quotes or not; one of less is fine", func(t *testing.T) {
+		for _, tc := range []struct {
+			value string
+			ok    bool
+		}{
+			{strings.Repeat("x", 1<<20-100), true},
+			{strings.Repeat(`\"`, 1<<19-100), true},
+			{strings.Repeat("x", 1<<20+100), false},
+			{strings.Repeat(`\"`, 1<<19+100), false},
+		} {
+			raw := `{"code":0,"data":{"items":[{"id":1,"name":"` + tc.value + `"}],"total":1}}`
+			_, err := decodePage(200, []byte(raw), asc, 10)
+			var inv *InvalidAnswerError
+			if tc.ok && err != nil || !tc.ok && (!errors.As(err, &inv) || inv.Reason != "too_large") {
+				t.Errorf("a value of %d bytes: err = %v", len(tc.value), err)
+			}
+		}
+	})
 	t.Run("a page of names in any Unicode, escapes and invalid UTF-8 decodes as encoding/json does", func(t *testing.T) {
 		raw := `{"code":0,"data":{"items":[{"id":1,"name":"社区\u53d1\u73b0 \"q\" \ud83d\ude00","workflowName":"bad ` + "\xff" + ` end","\u0073tatus":2,
 			"tasks":[{"id":"x","name":"BFS","status":2,"runBeginTime":"2022-07-12T10:33:35+08:00","runEndTime":null}]}]}}`
