@@ -168,13 +168,6 @@ func ErrorName(code int) string {
 	return errorNames[CodeUnknown]
 }
 
-// Envelope is the JSON wrapper of every answer.
-type Envelope struct {
-	Code    int             `json:"code"`
-	Message string          `json:"message"`
-	Data    json.RawMessage `json:"data"`
-}
-
 // Error is a failure Explorer reported: a non-2xx HTTP status, a non-zero code, or both.
 type Error struct {
 	Op         string // what the client was doing, e.g. "list jobs"

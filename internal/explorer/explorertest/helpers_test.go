@@ -24,12 +24,19 @@ func bearerColon(user, password string) string {
 	return "Bearer " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))
 }
 
+// envelope is the JSON wrapper of every answer.
+type envelope struct {
+	Code    int             `json:"code"`
+	Message string          `json:"message"`
+	Data    json.RawMessage `json:"data"`
+}
+
 // reply is one HTTP answer of the fake.
 type reply struct {
 	status int
 	header http.Header
 	body   []byte
-	env    explorer.Envelope // zero if the body is not JSON
+	env    envelope // zero if the body is not JSON
 }
 
 // send makes one request over real HTTP; token "" sends no cookie.
