@@ -567,6 +567,10 @@ func TestDockerfile(t *testing.T) {
 	if !strings.Contains(string(data), "CGO_ENABLED=0") {
 		t.Error("the from-source build is not static (CGO_ENABLED=0)")
 	}
+	// Stamped like `make build` and the default image.
+	if !strings.Contains(strings.Join(stages["builder"], "\n"), "deploy/version-ldflags.sh") {
+		t.Error("the from-source build does not stamp the version with deploy/version-ldflags.sh")
+	}
 
 	// .dockerignore keeps the context small but lets every stage find its
 	// files.
@@ -574,7 +578,7 @@ func TestDockerfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"!.build/image/", "!deploy/simulator/", "!go.mod", "!go.sum", "!*.go", "!collector/", "!internal/"} {
+	for _, want := range []string{"!.build/image/", "!deploy/simulator/", "!deploy/version-ldflags.sh", "!go.mod", "!go.sum", "!*.go", "!collector/", "!internal/"} {
 		if !slices.Contains(strings.Split(string(ignore), "\n"), want) {
 			t.Errorf(".dockerignore lacks %q", want)
 		}
