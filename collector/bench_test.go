@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -28,6 +29,8 @@ var benchOptions = Options{
 	SyncTimeout:  10 * time.Minute,
 	RunBuckets:   []float64{1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400},
 	QueueBuckets: []float64{0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600},
+	TaskBuckets:  []float64{1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400},
+	Tasks:        TaskOptions{Enabled: true, MaxRequestsPerSync: 50}, // no backfill: steady state from the start
 }
 
 // cpuClock reports, when stopped, the process CPU time per op (the fake's
@@ -56,48 +59,50 @@ func benchEnv(b *testing.B, jobs, workflows int) *testEnv {
 	return e
 }
 
-// BenchmarkSteadySync: one scrape's sync after ~50 new or changed jobs
-// (30 new, 20 unfinished ones moving on), on a long history.
+// BenchmarkSteadySync: one scrape's sync after 50 new or changed jobs (30
+// new, 10 starting, 10 finishing), on a long history, with the finished
+// jobs' tasks in the listing or only in their detail (one request each).
 func BenchmarkSteadySync(b *testing.B) {
 	for _, jobs := range []int{100_000, 1_000_000} {
-		b.Run(fmt.Sprintf("history=%d", jobs), func(b *testing.B) {
-			e := benchEnv(b, jobs, 200)
-			e.col.Sync(context.Background())
-			workflows := explorertest.Workload{Workflows: 200, Seed: 1}.WorkflowList()
-			newest := e.fake.Jobs()[jobs-1].CreateTime
-			requests := 0
-			b.ResetTimer()
-			defer cpuClock(b)()
-			for i := 0; i < b.N; i++ {
-				b.StopTimer()
-				changed := 0
-				for id := range e.col.state.unfinished {
-					if changed == 20 {
-						break
-					}
-					e.fake.UpdateJob(id, func(j *explorer.Job) {
-						if j.RunBeginTime == 0 {
-							j.Status, j.RunBeginTime = explorer.StatusRunning, newest
-						} else {
-							j.Status, j.RunEndTime = explorer.StatusSuccess, newest
-						}
-					})
-					changed++
-				}
-				for n := 0; n < 50-changed; n++ {
-					newest += 2000
-					w := workflows[n%len(workflows)]
-					e.fake.AddJob(explorer.Job{WorkflowID: w.ID, WorkflowName: w.Name, CreateTime: newest})
-				}
-				b.StartTimer()
+		for _, listing := range []bool{true, false} {
+			b.Run(fmt.Sprintf("history=%d/tasks_in_listing=%v", jobs, listing), func(b *testing.B) {
+				e := benchEnv(b, jobs, 200)
+				e.fake.SetQuirks(explorertest.Quirks{TasksInListing: listing, TasksNull: !listing})
 				e.col.Sync(context.Background())
-				if !e.col.health.ok {
-					b.Fatalf("sync failed: %s", e.logs)
+				workflows := explorertest.Workload{Workflows: 200, Seed: 1}.WorkflowList()
+				newest := e.fake.Jobs()[jobs-1].CreateTime
+				requests, details := 0, e.fake.Stats().Details
+				b.ResetTimer()
+				defer cpuClock(b)()
+				for i := 0; i < b.N; i++ {
+					b.StopTimer()
+					started, finished := 0, 0
+					for id, u := range e.col.state.unfinished {
+						switch {
+						case u.runBegin == 0 && started < 10:
+							started++
+							e.fake.UpdateJob(id, func(j *explorer.Job) { j.Status, j.RunBeginTime = explorer.StatusRunning, newest })
+						case u.runBegin > 0 && finished < 10:
+							finished++
+							e.fake.UpdateJob(id, func(j *explorer.Job) { j.Status, j.RunEndTime = explorer.StatusSuccess, max(newest, j.RunBeginTime) })
+						}
+					}
+					for n := 0; n < 50-started-finished; n++ {
+						newest += 2000
+						w := workflows[n%len(workflows)]
+						e.fake.AddJob(explorer.Job{WorkflowID: w.ID, WorkflowName: w.Name, CreateTime: newest})
+					}
+					b.StartTimer()
+					e.col.Sync(context.Background())
+					if !e.col.health.ok {
+						b.Fatalf("sync failed: %s", e.logs)
+					}
+					requests += e.col.health.requests
 				}
-				requests += e.col.health.requests
-			}
-			b.ReportMetric(float64(requests)/float64(b.N), "requests/op")
-		})
+				b.ReportMetric(float64(requests)/float64(b.N), "requests/op")
+				b.ReportMetric(float64(e.fake.Stats().Details-details)/float64(b.N), "details/op")
+			})
+		}
 	}
 }
 
@@ -138,45 +143,64 @@ func BenchmarkFetchEveryPage(b *testing.B) {
 	}
 }
 
-// BenchmarkRender: rendering and encoding 1,000 workflows' metrics (text,
-// gzip), done once per sync that changed something, and serving them on a
-// scrape (without its sync, which BenchmarkSteadySync measures) as
-// Prometheus asks for them (text, gzip) and uncompressed.
+// BenchmarkRender: rendering and encoding 1,000 workflows' metrics, each
+// with 5 tasks, done once per sync that changed something and encoding, and
+// serving them on a scrape (without its sync, which BenchmarkSteadySync
+// measures) as Prometheus asks for them (text, gzip) and uncompressed.
 func BenchmarkRender(b *testing.B) {
 	e := benchEnv(b, 0, 0)
+	e.fake.SetQuirks(explorertest.Quirks{TasksInListing: true})
+	var tasks []explorer.Task
+	for i, name := range []string{"Query", "BFS", "PageRank", "LPA", "WCC"} {
+		tasks = append(tasks, explorer.Task{Name: name, Status: explorer.StatusSuccess,
+			RunBeginTime: time.UnixMilli(1_700_000_000_000 + int64(i)*10_000).Format(time.RFC3339), RunEndTime: time.UnixMilli(1_700_000_000_000 + int64(i+1)*10_000).Format(time.RFC3339)})
+	}
 	for w := 0; w < 1000; w++ {
 		for status := 0; status <= 5; status++ {
 			t := int64(1_700_000_000_000) + int64(w*6+status)*1000
 			e.fake.AddJob(explorer.Job{WorkflowID: fmt.Sprint(4_216_617_528 + w), WorkflowName: fmt.Sprintf("workflow_%d", w),
-				Status: status, CreateTime: t, RunBeginTime: t + 500, RunEndTime: t + 90_000})
+				Status: status, CreateTime: t, RunBeginTime: t + 500, RunEndTime: t + 90_000, Tasks: tasks})
 		}
 	}
+	e.col.opts.Tasks.Backfill = time.Since(time.UnixMilli(1_700_000_000_000)) + time.Hour
 	e.col.Sync(context.Background())
-	b.Run("sync", func(b *testing.B) {
-		defer cpuClock(b)()
-		for i := 0; i < b.N; i++ {
-			if _, err := newExposition(e.col.state).bytes(context.Background(), expfmt.NewFormat(expfmt.TypeTextPlain), true); err != nil {
-				b.Fatal(err)
+	if n := len(e.col.state.tasks.series); n != 1000 {
+		b.Fatalf("tasks of %d workflows", n)
+	}
+	for name, format := range map[string]expfmt.Format{"text": expfmt.NewFormat(expfmt.TypeTextPlain),
+		"protobuf": expfmt.NewFormat(expfmt.TypeProtoDelim), "openmetrics": expfmt.FmtOpenMetrics_1_0_0} {
+		b.Run("sync/"+name, func(b *testing.B) {
+			defer cpuClock(b)()
+			size := 0
+			for i := 0; i < b.N; i++ {
+				body, err := newExposition(e.col.state).bytes(context.Background(), format, true)
+				if err != nil {
+					b.Fatal(err)
+				}
+				size = len(body)
 			}
-		}
-	})
+			b.ReportMetric(float64(size), "gzip-bytes")
+		})
+	}
 	e.col.opts.Extra = prometheus.DefaultGatherer
 	for _, enc := range []string{"gzip", "identity"} {
-		b.Run("serve/"+enc, func(b *testing.B) {
-			size := 0
-			defer cpuClock(b)()
-			for i := 0; i < b.N; i++ {
-				r := httptest.NewRequest(http.MethodGet, "/metrics", nil)
-				r.Header.Set("Accept", "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
-				r.Header.Set("Accept-Encoding", enc)
-				w := httptest.NewRecorder()
-				e.col.serve(context.Background(), w, r)
-				if w.Code != 200 || !e.col.health.ok {
-					b.Fatalf("HTTP %d", w.Code)
+		for _, accept := range []string{"text/plain;version=0.0.4;q=0.5,*/*;q=0.1", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"} {
+			b.Run("serve/"+enc+"/"+strings.Split(accept, ";")[0], func(b *testing.B) {
+				size := 0
+				defer cpuClock(b)()
+				for i := 0; i < b.N; i++ {
+					r := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+					r.Header.Set("Accept", accept)
+					r.Header.Set("Accept-Encoding", enc)
+					w := httptest.NewRecorder()
+					e.col.serve(context.Background(), w, r)
+					if w.Code != 200 || !e.col.health.ok {
+						b.Fatalf("HTTP %d", w.Code)
+					}
+					size = w.Body.Len()
 				}
-				size = w.Body.Len()
-			}
-			b.ReportMetric(float64(size), "bytes")
-		})
+				b.ReportMetric(float64(size), "bytes")
+			})
+		}
 	}
 }

@@ -114,12 +114,20 @@ func (x *exposition) cachedBytes() (n int) {
 
 func (x *exposition) encode(ctx context.Context, format expfmt.Format, gz bool) ([]byte, error) {
 	if format.FormatType() == expfmt.TypeTextPlain {
-		// The format of (almost) every scrape: written straight from the state.
-		b, err := appendText(ctx, nil, x.state)
-		if err != nil {
-			return nil, err
+		// The format of (almost) every scrape: written straight from the
+		// state, and gzipped as it is written.
+		if gz {
+			var buf bytes.Buffer
+			zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+			if err := writeText(ctx, zw, x.state); err != nil {
+				return nil, err
+			}
+			if err := zw.Close(); err != nil {
+				return nil, err
+			}
+			return buf.Bytes(), nil
 		}
-		return compress(b, gz)
+		return appendText(ctx, nil, x.state)
 	}
 	families, err := render(ctx, x.state)
 	if err != nil {

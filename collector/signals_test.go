@@ -2,6 +2,7 @@ package collector
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -184,4 +185,25 @@ func TestWorkflowFilter(t *testing.T) {
 		}
 	}
 	assertGolden(t, "filter.prom", kept.Bytes())
+}
+
+// TestStreamedText: the text written in chunks (to gzip) is the buffered
+// text, byte for byte, for a state of many chunks.
+func TestStreamedText(t *testing.T) {
+	s := newState([]float64{1, 10, 100}, []float64{1, 10})
+	s.tasks = newTaskState([]float64{1, 10})
+	for id := int64(1); id <= 600; id++ {
+		j := explorer.Job{ID: id, WorkflowID: fmt.Sprint(id % 300), WorkflowName: fmt.Sprintf("w%d", id%300), Status: int(id % 6),
+			CreateTime: t0 + id, RunBeginTime: t0 + id + 10, RunEndTime: t0 + id + 5000,
+			Tasks: []explorer.Task{{Name: "BFS", Status: explorer.StatusSuccess}}}
+		s.observe(j)
+	}
+	var streamed bytes.Buffer
+	if err := writeText(context.Background(), &streamed, s); err != nil {
+		t.Fatal(err)
+	}
+	buffered := mustText(t, s)
+	if len(buffered) < 3*textChunk || !bytes.Equal(streamed.Bytes(), buffered) {
+		t.Errorf("streamed %d bytes, buffered %d (want equal, over 3 chunks)", streamed.Len(), len(buffered))
+	}
 }

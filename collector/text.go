@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"io"
 	"math"
 	"slices"
 	"strconv"
@@ -17,6 +18,9 @@ type textEmitter struct {
 	labels  map[workflowKey]string // `workflow="…",workflow_id="…"`, escaped
 
 	dropClassic bool // histograms without their finite buckets
+
+	w   io.Writer // if set, full chunks of b are written to it (see spill)
+	err error     // the first error writing to w
 }
 
 // appendText appends the text exposition of s's job metrics to b; it stops
@@ -41,6 +45,34 @@ func appendText(ctx context.Context, b []byte, s *state) ([]byte, error) {
 	d := &deadline{emitter: t, ctx: ctx}
 	walk(s, d)
 	return t.b, d.err
+}
+
+// textChunk is how much text writeText buffers before writing it on.
+const textChunk = 64 << 10
+
+// writeText writes the text exposition of s's job metrics to w in chunks:
+// gzipped as it is written, the whole text (10 MB and more at 1,000
+// workflows with tasks) never sits in memory at once.
+func writeText(ctx context.Context, w io.Writer, s *state) error {
+	t := &textEmitter{b: make([]byte, 0, textChunk+4096), labels: map[workflowKey]string{}, dropClassic: s.dropClassic, w: w}
+	d := &deadline{emitter: t, ctx: ctx}
+	walk(s, d)
+	if d.err != nil {
+		return d.err
+	}
+	if t.err == nil {
+		_, t.err = w.Write(t.b)
+	}
+	return t.err
+}
+
+// spill writes the buffered text on once a chunk is full, when writing to w.
+func (t *textEmitter) spill() {
+	if t.w == nil || len(t.b) < textChunk || t.err != nil {
+		return
+	}
+	_, t.err = t.w.Write(t.b)
+	t.b = t.b[:0]
 }
 
 var (
@@ -79,6 +111,7 @@ func (t *textEmitter) value(f *family, l series, v float64) {
 	t.b = append(t.b, "} "...)
 	t.b = appendFloat(t.b, v)
 	t.b = append(t.b, '\n')
+	t.spill()
 }
 
 func (t *textEmitter) histogram(f *family, l series, h *histogram) {
@@ -107,6 +140,7 @@ func (t *textEmitter) histogram(f *family, l series, h *histogram) {
 	t.b = append(t.b, "} "...)
 	t.b = appendFloat(t.b, float64(h.count))
 	t.b = append(t.b, '\n')
+	t.spill()
 }
 
 // appendFloat formats like expfmt: shortest representation, +Inf/-Inf/NaN.
