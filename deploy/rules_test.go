@@ -168,6 +168,31 @@ func TestMonitoringConfigs(t *testing.T) {
 		}
 	})
 
+	t.Run("every recording rule is used by an alert, another rule or the dashboard", func(t *testing.T) {
+		dashboard, err := os.ReadFile(grafanaMainDashboard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var exprs []string
+		for _, path := range ruleFiles(t) {
+			for _, g := range rulesLoad(t, path).Groups {
+				for _, r := range g.Rules {
+					exprs = append(exprs, r.Expr)
+				}
+			}
+		}
+		recording, _ := e2eRuleNames(t)
+		for _, name := range recording {
+			used := strings.Contains(string(dashboard), name+"{")
+			for _, e := range exprs {
+				used = used || strings.Contains(e, name)
+			}
+			if !used {
+				t.Errorf("recording rule %s is used nowhere", name)
+			}
+		}
+	})
+
 	t.Run("every alert is unit-tested firing and silent", func(t *testing.T) {
 		fires, silent := map[string]bool{}, map[string]bool{}
 		for _, f := range rulesTestFiles {
