@@ -31,6 +31,7 @@ GOBIN="$tmp" go install \
 	-ldflags "-X github.com/prometheus/common/version.Version=$release" \
 	"github.com/prometheus/prometheus/cmd/prometheus@$version" \
 	"github.com/prometheus/prometheus/cmd/promtool@$version" >&2
+chmod 755 "$tmp" # mktemp made it private
 rm -rf "$dir"
 mv "$tmp" "$dir"
 trap - EXIT
