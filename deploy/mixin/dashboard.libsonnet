@@ -66,7 +66,8 @@
         One line per workflow: the status of its latest finished job, how long
         ago its last success ended, that job's id, failed / (success + failed)
         of the last 24 hours, and how long the oldest waiting (preparing) and
-        running jobs have been at it ("-": none).
+        running jobs have been at it ("-": none), and the workflow's
+        NebulaExplorerWorkflowNoRecentSuccess threshold.
       |||, [
         target('nebula_explorer_workflow_last_job_status{%s} == 1' % wf, instant=true, format='table'),
         target('time() - max without (status) (nebula_explorer_workflow_last_finish_timestamp_seconds{%s, status="success"})' % wf, instant=true, format='table'),
@@ -88,6 +89,7 @@
           or
           0 * group without (status) (nebula_explorer_jobs{%s})
         ||| % [wf, wf], instant=true, format='table'),
+        target('workflow:nebula_explorer_no_success_threshold_seconds:effective{%s}' % wf, instant=true, format='table'),
       ], 24, 9, extra={
         transformations: [
           { id: 'merge', options: {} },
@@ -102,8 +104,9 @@
                 'Value #D': 'failed 24h',
                 'Value #E': 'oldest preparing',
                 'Value #F': 'oldest running',
+                'Value #G': 'success due every',
               },
-              indexByName: { [lbl]: 0, instance: 1, workflow: 2, workflow_id: 3, status: 4, 'Value #B': 5, 'Value #C': 6, 'Value #D': 7, 'Value #E': 8, 'Value #F': 9 },
+              indexByName: { [lbl]: 0, instance: 1, workflow: 2, workflow_id: 3, status: 4, 'Value #B': 5, 'Value #C': 6, 'Value #D': 7, 'Value #E': 8, 'Value #F': 9, 'Value #G': 10 },
             },
           },
         ],
@@ -120,6 +123,7 @@
               { id: 'custom.cellOptions', value: { type: 'color-background' } },
             ]),
             override('since last success', [{ id: 'unit', value: 's' }]),
+            override('success due every', [{ id: 'unit', value: 's' }]),
             override('last job id', [{ id: 'unit', value: 'none' }, { id: 'decimals', value: 0 }]),
             override('failed 24h', [
               { id: 'unit', value: 'percentunit' },
