@@ -281,6 +281,15 @@ func TestIssuesAreListedOnceAndBounded(t *testing.T) {
 	}
 }
 
+func TestLongKeysAreCutInErrors(t *testing.T) {
+	key := strings.Repeat("k", 1000) // YAML's longest simple key
+	_, err := Parse([]byte("explorer: {url: 'http://h:7002', username: root, password: hunter2, " + key + ": 1}"))
+	want := `line 1: unknown key "` + strings.Repeat("k", 37) + `..." in explorer`
+	if err == nil || err.Error() != want {
+		t.Errorf("got %.200v", err)
+	}
+}
+
 func TestFileSizeIsCapped(t *testing.T) {
 	dir := t.TempDir()
 	good := "explorer: {url: 'http://h:7002', username: root, password: hunter2}\n"

@@ -179,7 +179,7 @@ func (w *walker) mapping(n *yaml.Node, t reflect.Type, path string, merged bool)
 			continue
 		}
 		if line, dup := seen[k.Value]; dup {
-			w.addf(k, "", "key %q appears twice %s (first on line %d)", k.Value, where(path), line)
+			w.addf(k, "", "key %s appears twice %s (first on line %d)", describe(k, true), where(path), line)
 			continue
 		}
 		seen[k.Value] = k.Line
@@ -189,7 +189,7 @@ func (w *walker) mapping(n *yaml.Node, t reflect.Type, path string, merged bool)
 		}
 		f, ok := fields[k.Value]
 		if !ok {
-			w.addf(k, "", "unknown key %q %s", k.Value, where(path))
+			w.addf(k, "", "unknown key %s %s", describe(k, true), where(path))
 			continue
 		}
 		sub := k.Value
