@@ -139,7 +139,9 @@ func run(args []string) int {
 	level.Info(logger).Log("msg", "shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := server.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	err := server.Shutdown(shutdownCtx)
+	ex.metrics.Load().Close() // the last state to --persistence.file
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		level.Error(logger).Log("msg", "shutdown", "err", err)
 		return 1
 	}
@@ -254,6 +256,7 @@ func (e *exporter) apply() error {
 		Extra:               prometheus.DefaultGatherer,
 	}, e.logger)
 	e.scrapeMax.Store(int64(time.Duration(cfg.Sync.Timeout) + time.Minute))
+	col.Inherit(e.metrics.Load()) // counters continue across the reload
 	e.metrics.Store(col)
 	e.config = cfg
 	return nil
