@@ -77,8 +77,12 @@ func (c *Collector) serve(ctx context.Context, w http.ResponseWriter, r *http.Re
 
 // acceptedFormats are the formats served: OpenMetrics (which carries the
 // exemplars) when asked for by name, after the usual ones, so that a
-// wildcard Accept (curl) still gets the text format.
-var acceptedFormats = append(expfmt.DefaultAcceptedFormats(), expfmt.FmtOpenMetrics_1_0_0, expfmt.FmtOpenMetrics_0_0_1)
+// wildcard Accept (curl) still gets the text format. Only those the
+// exposition cache keeps (see cachedEncoding), so no Accept header makes the
+// exporter encode the job metrics once per request: a client asking for
+// protobuf text gets the text format.
+var acceptedFormats = []expfmt.Format{expfmt.FmtProtoDelim, expfmt.FmtText, expfmt.FmtText_1_0_0,
+	expfmt.FmtOpenMetrics_1_0_0, expfmt.FmtOpenMetrics_0_0_1}
 
 // scrapeTimeout is how long the scraper waits for the answer: its
 // X-Prometheus-Scrape-Timeout-Seconds, else sync.timeout. The sync may take

@@ -228,7 +228,7 @@ func TestRenderingStopsAtTheDeadline(t *testing.T) {
 // share the overflow series, so every job is still counted once.
 func TestLabelsAreBounded(t *testing.T) {
 	e := newTestEnv(t, func(o *Options) { o.MaxLabelLength, o.MaxWorkflows = 16, 3 })
-	long := strings.Repeat("社区发现", 1<<18) // 3 MB
+	long := strings.Repeat("社区发现", 1<<15) // 384 KiB (the client refuses values over 1 MiB)
 	e.fake.AddJob(explorer.Job{WorkflowID: "1", WorkflowName: long, Status: explorer.StatusSuccess, CreateTime: t0})
 	for w := 2; w <= 5; w++ {
 		for i := range w {
@@ -274,7 +274,7 @@ func TestTaskNamesAreBounded(t *testing.T) {
 	e := newTestEnv(t, withTasks(10), func(o *Options) { o.MaxLabelLength = 16 })
 	e.fake.SetQuirks(explorertest.Quirks{TasksInListing: true})
 	e.fake.AddJob(explorer.Job{WorkflowID: "1", WorkflowName: "bfs", Status: explorer.StatusSuccess, CreateTime: t0, RunBeginTime: t0, RunEndTime: t0 + 5000,
-		Tasks: []explorer.Task{{ID: "1", Name: strings.Repeat("PageRank", 1<<17), Status: explorer.StatusSuccess, RunBeginTime: taskTime(t0), RunEndTime: taskTime(t0 + 1000)}}})
+		Tasks: []explorer.Task{{ID: "1", Name: strings.Repeat("PageRank", 1<<16), Status: explorer.StatusSuccess, RunBeginTime: taskTime(t0), RunEndTime: taskTime(t0 + 1000)}}})
 	e.mustSync(t)
 	got := jobMetrics(t, e.col)
 	if series := `nebula_explorer_tasks_finished_total{status="success",task="PageRankPageR…",workflow="bfs",workflow_id="1"} 1`; !strings.Contains(got, series) || len(got) > 100_000 {
