@@ -190,7 +190,7 @@ func TestTaskBudget(t *testing.T) {
 		if n := gate.details.Load() - before; n > budget {
 			t.Fatalf("sync %d made %d detail requests, budget %d", syncs, n, budget)
 		}
-		if e.col.state.tasks.backlog == nil || len(e.col.state.tasks.backlog) == 0 {
+		if len(e.col.state.tasks.backlog) == 0 {
 			break
 		}
 		if syncs > 2*burst/budget {
