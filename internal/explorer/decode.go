@@ -30,10 +30,10 @@ func listingLimit(pageSize int) int64 {
 	return max(maxBody, int64(pageSize)*maxItemBytes)
 }
 
-// maxRun bounds the bytes between two quotes of an answer, that is the
-// length of a value, which the decoder has to hold whole. Names longer than
-// labels may be are cut by the collector, not refused here.
-const maxRun = 4 << 20
+// maxRun bounds the bytes between two quotes of an answer: no string (a
+// name, a time) nor any other value is that long, and the decoder would
+// have to hold it whole.
+const maxRun = 1 << 20
 
 // errTooLarge ends the body of an answer longer than its limit; errLongValue
 // one with a value longer than maxRun.

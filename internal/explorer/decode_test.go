@@ -128,15 +128,15 @@ func TestDecode(t *testing.T) {
 			}
 		})
 	}
-	t.Run("a value of more than 4 MiB is too large, escaped quotes or not; one of less is fine", func(t *testing.T) {
+	t.Run("a value of more than 1 MiB is too large, escaped quotes or not; one of less is fine", func(t *testing.T) {
 		for _, tc := range []struct {
 			value string
 			ok    bool
 		}{
-			{strings.Repeat("x", 4<<20-100), true},
-			{strings.Repeat(`\"`, 2<<20-100), true},
-			{strings.Repeat("x", 4<<20+100), false},
-			{strings.Repeat(`\"`, 2<<20+100), false},
+			{strings.Repeat("x", 1<<20-100), true},
+			{strings.Repeat(`\"`, 1<<19-100), true},
+			{strings.Repeat("x", 1<<20+100), false},
+			{strings.Repeat(`\"`, 1<<19+100), false},
 		} {
 			raw := `{"code":0,"data":{"items":[{"id":1,"name":"` + tc.value + `"}],"total":1}}`
 			_, err := decodePage(200, []byte(raw), asc, 10)
