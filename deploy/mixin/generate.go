@@ -48,11 +48,8 @@ func compile(dir string) (map[string]string, error) {
 	vm.Importer(&jsonnet.FileImporter{})
 	vm.StringOutput = true
 	vm.OutputNewline = false
-	src, err := os.ReadFile(filepath.Join(dir, "generate.jsonnet"))
-	if err != nil {
-		return nil, err
-	}
-	files, err := vm.EvaluateSnippetMulti(filepath.Join(dir, "generate.jsonnet"), string(src))
+	// Imports resolve relative to the importing file, so dir may be any copy.
+	files, err := vm.EvaluateFileMulti(filepath.Join(dir, "generate.jsonnet"))
 	if err != nil {
 		return nil, err
 	}
