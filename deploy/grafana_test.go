@@ -858,4 +858,31 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 			t.Logf("%s: only NaN right now (%d series)", q.where, len(res))
 		}
 	}
+
+	// The status table answers "which workflows are red": its first query
+	// (the latest job's status) has a line for every workflow (each has
+	// finished jobs) and shows the simulator's failing workflow as failed.
+	var table grafanaPanel
+	for _, p := range d.queryPanels() {
+		if p.Type == "table" && strings.Contains(p.Targets[0].Expr, "nebula_explorer_workflow_last_job_status") {
+			table = p
+		}
+	}
+	if len(table.Targets) == 0 {
+		t.Fatal("no status table")
+	}
+	res, err := s.query(grafanaInterpolate(t, d, table.Targets[0].Expr, all))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := map[string]string{}
+	for _, r := range res {
+		status[r.Metric["workflow"]] = r.Metric["status"]
+	}
+	if status[s.FailWorkflow] != "failed" {
+		t.Errorf("status table: %s shows %q, want failed (all: %v)", s.FailWorkflow, status[s.FailWorkflow], status)
+	}
+	if len(status) != len(s.Workflows) {
+		t.Errorf("status table: %d workflows %v, want one line for each of %q", len(status), status, s.Workflows)
+	}
 }
