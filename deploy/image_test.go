@@ -373,31 +373,16 @@ func imgStartSimulator(t *testing.T, ctx context.Context) string {
 		t.Fatalf("go build ./deploy/simulator: %v\n%s", err, out)
 	}
 	addr := stackFreeAddr(t)
-	var logs bytes.Buffer
-	sim := exec.Command(bin, "--web.listen-address="+addr)
-	sim.Stdout, sim.Stderr = &logs, &logs
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
+	logFile := filepath.Join(t.TempDir(), "simulator.log")
+	stackStart(t, logFile, bin, "--web.listen-address="+addr)
 	t.Cleanup(func() {
-		sim.Process.Kill() //nolint:errcheck
-		sim.Wait()         //nolint:errcheck
 		if t.Failed() {
-			t.Logf("simulator output:\n%s", imgHead(logs.String(), 40))
+			b, _ := os.ReadFile(logFile)
+			t.Logf("simulator output:\n%s", imgHead(string(b), 40))
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("simulator never listened on %s: %v\n%s", addr, err, logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	stackWaitListening(t, addr, logFile)
+	return addr
 }
 
 // readmePodmanRun returns the fields of the README's `podman run` command.
