@@ -23,7 +23,11 @@ const (
 	// stallAfter is how long a sync may go without a completed request
 	// before a scrape abandons it. A healthy Explorer answers a page in
 	// milliseconds; a request hanging this long is on a dead connection.
-	stallAfter = 3 * time.Second
+	// It doubles with each sync abandoned in a row, up to maxStallAfter,
+	// so that an Explorer that is merely slow still gets a sync through
+	// (a request's own timeout, explorer.timeout, ends it before then).
+	stallAfter    = 3 * time.Second
+	maxStallAfter = 30 * time.Second
 	// minBackoff is the first wait after a failure when scrapes come more
 	// often than that (or their interval is not known yet).
 	minBackoff = 10 * time.Second
@@ -38,13 +42,13 @@ type run struct {
 	clock    func() time.Time
 }
 
-func (r *run) touch()                     { r.progress.Store(r.clock().UnixNano()) }
-func (r *run) lastProgress() time.Time    { return time.Unix(0, r.progress.Load()) }
-func (r *run) stalled(now time.Time) bool { return now.Sub(r.lastProgress()) >= stallAfter }
+func (r *run) touch()                  { r.progress.Store(r.clock().UnixNano()) }
+func (r *run) lastProgress() time.Time { return time.Unix(0, r.progress.Load()) }
 
 // backoff is the schedule of the syncs after failures.
 type backoff struct {
 	failures     int       // consecutive failed syncs
+	abandoned    int       // consecutive syncs abandoned for want of progress
 	retryAt      time.Time // no sync starts before
 	lastScrape   time.Time
 	scrapeGap    time.Duration // between the last two scrapes: the scrape interval, roughly
@@ -82,9 +86,10 @@ func (c *Collector) startOrJoin() *run {
 	}
 	b.lastScrape = now
 	if r := c.running; r != nil {
-		if !r.stalled(now) {
+		if now.Sub(r.lastProgress()) < b.stallLimit() {
 			return r
 		}
+		b.abandoned++
 		r.cancel()
 		c.running = nil
 		c.opts.Telemetry.observeSync(false, false)
@@ -132,7 +137,17 @@ func (c *Collector) failed(r *run, err error, keyvals ...any) {
 // succeeded resets the backoff; c.mu is held.
 func (c *Collector) succeeded() {
 	b := &c.backoff
-	b.failures, b.retryAt, b.refusedShown = 0, time.Time{}, false
+	b.failures, b.abandoned, b.retryAt, b.refusedShown = 0, 0, time.Time{}, false
+}
+
+// stallLimit is how long a sync may go without progress before a scrape
+// abandons it: stallAfter, doubled for each sync abandoned in a row.
+func (b *backoff) stallLimit() time.Duration {
+	limit := stallAfter
+	for i := 0; i < b.abandoned && limit < maxStallAfter; i++ {
+		limit = min(2*limit, maxStallAfter)
+	}
+	return limit
 }
 
 // backoffWait is the wait after the latest of b.failures consecutive

@@ -196,3 +196,25 @@ func TestRecoveryFromHungExplorer(t *testing.T) {
 		})
 	}
 }
+
+// TestSlowExplorerGetsThrough: a sync whose requests are merely slow (each
+// takes longer than a scrape interval on the collector's clock) may be
+// abandoned once, but the stall limit doubles and the next sync completes.
+func TestSlowExplorerGetsThrough(t *testing.T) {
+	e := newTestEnv(t, func(o *Options) { o.MaxBackoff = 5 * time.Minute })
+	clock := withFakeClock(e)
+	addHistory(e.fake, 30, t0) // 10 pages of 3
+	e.fake.SetQuirks(explorertest.Quirks{Delay: 20 * time.Millisecond})
+	for scrapes := 0; ; scrapes++ {
+		clock.Advance(stallAfter + time.Second) // every request spans a scrape
+		if e.scrape(100 * time.Millisecond) { // a request or more completes per scrape
+			break
+		}
+		if scrapes == 100 {
+			t.Fatalf("no sync got through a slow Explorer:\n%s", e.logs)
+		}
+	}
+	if n := strings.Count(e.logs.String(), "a request hangs"); n > 3 {
+		t.Errorf("%d syncs abandoned, want 1 (a loaded machine: a few) before the stall limit exceeds the request time:\n%s", n, e.logs)
+	}
+}

@@ -212,8 +212,9 @@ func (y *syncer) fetchTasks(ctx context.Context, s *state, budget int) error {
 		p := t.backlog[0]
 		t.backlog = t.backlog[1:]
 		s.changed = true
-		y.requests++
+		y.count(1)
 		j, err := y.client.Job(ctx, p.id)
+		y.touch() // progress, for the stall detection (schedule.go)
 		var apiErr *explorer.Error
 		switch {
 		case err == nil:
