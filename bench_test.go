@@ -6,13 +6,18 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer/explorertest"
 )
 
 // BenchmarkExporterMemory runs the exporter binary against the simulator
@@ -69,7 +74,7 @@ func BenchmarkExporterMemory(b *testing.B) {
 	}
 }
 
-func waitListening(b *testing.B, addr string, within time.Duration) {
+func waitListening(b testing.TB, addr string, within time.Duration) {
 	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
@@ -79,7 +84,7 @@ func waitListening(b *testing.B, addr string, within time.Duration) {
 	b.Fatalf("nothing listens on %s", addr)
 }
 
-func scrape(b *testing.B, addr string) string {
+func scrape(b testing.TB, addr string) string {
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		b.Fatalf("scrape: %v", err)
@@ -112,7 +117,7 @@ func metricValue(text, name string) float64 {
 	return -1
 }
 
-func procStatusKB(b *testing.B, pid int, field string) int {
+func procStatusKB(b testing.TB, pid int, field string) int {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		b.Fatal(err)
@@ -127,4 +132,122 @@ func procStatusKB(b *testing.B, pid int, field string) int {
 	}
 	b.Fatalf("no %s in /proc/%d/status", field, pid)
 	return 0
+}
+
+// abuseRSSBoundMiB is the peak RSS BenchmarkExporterMemoryUnderAbuse allows
+// the exporter: under the 64Mi limit of deploy/kubernetes/deployment.yaml.
+// The exporter runs with that manifest's GOMEMLIMIT.
+const (
+	abuseRSSBoundMiB     = 56
+	deploymentGOMEMLIMIT = "48MiB"
+)
+
+// BenchmarkExporterMemoryUnderAbuse runs the exporter binary (its own
+// process, so only its memory counts) against a fake Explorer with 1,000
+// workflows, scrapes it with 40 different Accept headers, alternately
+// gzipped, then lets Explorer answer a listing with a 60 MB page. It reports
+// the exporter's peak RSS (VmHWM) and fails above abuseRSSBoundMiB.
+func BenchmarkExporterMemoryUnderAbuse(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		fake := explorertest.New()
+		fake.AddJobs(explorertest.Workload{Workflows: 1000, Seed: 1}.History(20_000))
+		var huge atomic.Bool
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if huge.Load() && r.URL.Path == explorer.JobsPath {
+				writeHugePage(w, 60<<20)
+				return
+			}
+			fake.ServeHTTP(w, r)
+		}))
+		defer srv.Close()
+
+		addr := freeAddr(b)
+		cfg := filepath.Join(b.TempDir(), "config.yml")
+		os.WriteFile(cfg, []byte(configFor(srv.URL, "nebula")), 0o600)
+		exp := exec.Command(binary, "--config.file="+cfg, "--web.listen-address="+addr)
+		exp.Env = append(os.Environ(), "GOMEMLIMIT="+deploymentGOMEMLIMIT)
+		if err := exp.Start(); err != nil {
+			b.Fatal(err)
+		}
+		defer func() { exp.Process.Kill(); exp.Wait() }()
+		waitListening(b, addr, 10*time.Second)
+
+		if body := scrape(b, addr); !strings.Contains(body, "nebula_explorer_up 1") {
+			b.Fatalf("cold sync failed:\n%s", grep(body, "nebula_explorer_up"))
+		}
+		afterSync := procStatusKB(b, exp.Process.Pid, "VmHWM")
+		accepts := acceptVariants()
+		for n, accept := range accepts {
+			scrapeAs(b, addr, accept, n%2 == 0)
+		}
+		afterAccepts := procStatusKB(b, exp.Process.Pid, "VmHWM")
+		huge.Store(true)
+		if body := scrape(b, addr); !strings.Contains(body, "nebula_explorer_up 0") {
+			b.Errorf("a 60 MB page did not fail the sync:\n%s", grep(body, "nebula_explorer_up"))
+		}
+		peak := float64(procStatusKB(b, exp.Process.Pid, "VmHWM")) / 1024
+		b.Logf("peak RSS: %.1f MiB after the first sync, %.1f MiB after %d Accept variants, %.1f MiB after a 60 MB page",
+			float64(afterSync)/1024, float64(afterAccepts)/1024, len(accepts), peak)
+		b.ReportMetric(float64(afterSync)/1024, "peak-RSS-after-sync-MiB")
+		b.ReportMetric(float64(afterAccepts)/1024, "peak-RSS-after-accepts-MiB")
+		b.ReportMetric(peak, "peak-RSS-MiB")
+		if peak > abuseRSSBoundMiB {
+			b.Errorf("peak RSS %.1f MiB, above the bound of %d MiB", peak, abuseRSSBoundMiB)
+		}
+	}
+}
+
+// acceptVariants are 40 different Accept headers: formats, versions and
+// escaping schemes a client may ask for.
+func acceptVariants() []string {
+	const proto = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding="
+	var out []string
+	for _, format := range []string{"text/plain;version=0.0.4", "text/plain;version=1.0.0", proto + "delimited", proto + "text",
+		proto + "compact-text", "application/openmetrics-text;version=1.0.0", "application/openmetrics-text;version=0.0.1",
+		"application/openmetrics-text;version=2.0.0"} {
+		for _, escaping := range []string{"", ";escaping=underscores", ";escaping=dots", ";escaping=values", ";escaping=allow-utf-8"} {
+			out = append(out, format+escaping+";q=0.9,*/*;q=0.1")
+		}
+	}
+	return out
+}
+
+func scrapeAs(b testing.TB, addr, accept string, gz bool) {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/metrics", nil)
+	req.Header.Set("Accept", accept)
+	if gz {
+		req.Header.Set("Accept-Encoding", "gzip")
+	}
+	resp, err := http.DefaultTransport.RoundTrip(req) // the body as sent, gzipped or not
+	if err != nil {
+		b.Fatalf("scrape: %v", err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil || resp.StatusCode != 200 {
+		b.Fatalf("scrape with Accept %q: HTTP %d, %v", accept, resp.StatusCode, err)
+	}
+}
+
+// writeHugePage answers a listing with a page of about size bytes of
+// well-formed jobs, as a broken or hostile Explorer might.
+func writeHugePage(w http.ResponseWriter, size int) {
+	w.Header().Set("Content-Type", "application/json")
+	bw := bufio.NewWriterSize(w, 1<<16)
+	defer bw.Flush()
+	name := strings.Repeat("w", 500)
+	bw.WriteString(`{"code":0,"message":"Success","data":{"items":[`)
+	now := time.Now().UnixMilli()
+	n := 0
+	for written := 0; written < size; n++ {
+		if n > 0 {
+			bw.WriteByte(',')
+		}
+		k, err := fmt.Fprintf(bw, `{"id":%d,"name":"job","workflowId":"%d","workflowName":"%s_%d","status":2,"createTime":%d,"runBeginTime":%d,"runEndTime":%d}`,
+			10_000_000+n, n, name, n, now, now, now+1000)
+		if err != nil {
+			return // the exporter stopped reading
+		}
+		written += k
+	}
+	fmt.Fprintf(bw, `],"total":%d,"Page":1,"PageSize":%d}}`, n, n)
 }

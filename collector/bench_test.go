@@ -173,7 +173,7 @@ func BenchmarkRender(b *testing.B) {
 			defer cpuClock(b)()
 			size := 0
 			for i := 0; i < b.N; i++ {
-				body, err := newExposition(e.col.state).bytes(context.Background(), format, true)
+				body, err := newExposition(e.col.state).gzipped(context.Background(), format)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"io"
 	"mime"
 	"sync"
 
@@ -15,18 +16,20 @@ import (
 // at most once per cached encoding. They change only when a sync changes the
 // state, while every scrape (of every Prometheus in an HA pair) reads them;
 // at 1,000 workflows, rendering and encoding them for each scrape would be
-// most of its cost. Only the encoded bytes are kept: the rendered families
-// weigh ten times more.
+// most of its cost.
 //
-// The cache has a fixed number of slots (see encoding), whatever Accept
-// headers clients send: an encoding outside them is made per request and
-// not kept, so no client can grow the exporter's memory by asking for
-// variants.
+// Memory is bounded whatever clients ask for: the cache has one slot per
+// encoding (see encoding), whatever the Accept header, and keeps only the
+// gzipped bytes, a twentieth of the plain ones (Prometheus always asks for
+// gzip; a scrape without it gets them decompressed as they are sent).
+// Encoding writes through gzip as it walks the state, one family at a time,
+// so neither the plain text nor all the rendered families are ever whole
+// in memory.
 type exposition struct {
 	state *state // never modified once synced
 
 	mu      sync.Mutex
-	encoded [numEncodings][2][]byte // by encoding, then gzip (1) or not (0)
+	encoded [numEncodings][]byte // gzipped, one gzip member each
 }
 
 // encoding is a format the cache keeps, with and without gzip.
@@ -71,32 +74,28 @@ func newExposition(s *state) *exposition {
 	return &exposition{state: s}
 }
 
-// bytes returns the families encoded in format, gzipped as one gzip member
-// if gz: a client reads consecutive members as one stream. Rendering stops
-// with ctx's error when ctx ends first (the scrape's deadline): a huge state
-// must not hold the handler past the time its client waits.
-func (x *exposition) bytes(ctx context.Context, format expfmt.Format, gz bool) ([]byte, error) {
+// gzipped returns the job metrics encoded in format, as one gzip member: a
+// client reads consecutive members as one stream. Encoding stops with ctx's
+// error when ctx ends first (the scrape's deadline): a huge state must not
+// hold the handler past the time its client waits.
+func (x *exposition) gzipped(ctx context.Context, format expfmt.Format) ([]byte, error) {
 	if x == nil {
 		return nil, nil // no good sync yet: no job metrics
 	}
 	enc, cached := cachedEncoding(format)
 	if !cached {
-		return x.encode(ctx, format, gz)
-	}
-	z := 0
-	if gz {
-		z = 1
+		return x.encode(ctx, format)
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if b := x.encoded[enc][z]; b != nil {
+	if b := x.encoded[enc]; b != nil {
 		return b, nil
 	}
-	b, err := x.encode(ctx, canonical[enc], gz)
+	b, err := x.encode(ctx, canonical[enc])
 	if err != nil {
 		return nil, err
 	}
-	x.encoded[enc][z] = b
+	x.encoded[enc] = b
 	return b, nil
 }
 
@@ -104,36 +103,43 @@ func (x *exposition) bytes(ctx context.Context, format expfmt.Format, gz bool) (
 func (x *exposition) cachedBytes() (n int) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	for i := range x.encoded {
-		for _, b := range x.encoded[i] {
-			n += len(b)
-		}
+	for _, b := range x.encoded {
+		n += len(b)
 	}
 	return n
 }
 
-func (x *exposition) encode(ctx context.Context, format expfmt.Format, gz bool) ([]byte, error) {
+// encode writes the job metrics in format through gzip: the text format
+// straight from the state, the others family by family.
+func (x *exposition) encode(ctx context.Context, format expfmt.Format) ([]byte, error) {
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	var err error
 	if format.FormatType() == expfmt.TypeTextPlain {
-		// The format of (almost) every scrape: written straight from the
-		// state, and gzipped as it is written.
-		if gz {
-			var buf bytes.Buffer
-			zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
-			if err := writeText(ctx, zw, x.state); err != nil {
-				return nil, err
-			}
-			if err := zw.Close(); err != nil {
-				return nil, err
-			}
-			return buf.Bytes(), nil
-		}
-		return appendText(ctx, nil, x.state)
+		err = writeText(ctx, zw, x.state)
+	} else {
+		err = writeFamilies(ctx, zw, x.state, format)
 	}
-	families, err := render(ctx, x.state)
+	if err == nil {
+		err = zw.Close()
+	}
 	if err != nil {
 		return nil, err
 	}
-	return encode(ctx, families, format, gz, false)
+	return buf.Bytes(), nil
+}
+
+// writePlain writes gzipped, one gzip member, decompressed.
+func writePlain(w io.Writer, gzipped []byte) error {
+	if len(gzipped) == 0 {
+		return nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gzipped))
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(w, zr)
+	return err
 }
 
 // encode writes families in format, gzipped if gz; with closing, also the

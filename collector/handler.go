@@ -50,7 +50,7 @@ func (c *Collector) serve(ctx context.Context, w http.ResponseWriter, r *http.Re
 
 	format := expfmt.NegotiateAccept(r.Header, acceptedFormats...)
 	gz := acceptsGzip(r)
-	body, err := jobs.bytes(ctx, format, gz)
+	body, err := jobs.gzipped(ctx, format)
 	var tail []byte
 	if err == nil {
 		tail, err = encode(ctx, families, format, gz, true)
@@ -70,8 +70,11 @@ func (c *Collector) serve(ctx context.Context, w http.ResponseWriter, r *http.Re
 	w.Header().Add("Vary", "Accept-Encoding")
 	if gz {
 		w.Header().Set("Content-Encoding", "gzip")
+		w.Write(body)
+	} else if err := writePlain(w, body); err != nil {
+		level.Debug(c.logger).Log("msg", "sending metrics", "err", err) // the client went away
+		return
 	}
-	w.Write(body)
 	w.Write(tail)
 }
 

@@ -209,7 +209,7 @@ func TestRenderingStopsAtTheDeadline(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	for _, format := range []expfmt.Format{expfmt.NewFormat(expfmt.TypeTextPlain), expfmt.NewFormat(expfmt.TypeProtoDelim)} {
-		if _, err := e.col.jobs.bytes(ctx, format, false); !errors.Is(err, context.Canceled) {
+		if _, err := e.col.jobs.gzipped(ctx, format); !errors.Is(err, context.Canceled) {
 			t.Errorf("%s: err = %v, want the context's", format, err)
 		}
 	}

@@ -2,10 +2,12 @@ package collector
 
 import (
 	"context"
+	"io"
 	"sort"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
@@ -292,13 +294,42 @@ func (d *deadline) histogram(f *family, l series, h *histogram) {
 	}
 }
 
+// writeFamilies encodes the job metrics of s in format to w, one family at
+// a time: only the family being written is ever rendered whole.
+func writeFamilies(ctx context.Context, w io.Writer, s *state, format expfmt.Format) error {
+	r := familyEmitter{dropClassic: s.dropClassic, done: expfmt.NewEncoder(w, format).Encode}
+	d := &deadline{emitter: &r, ctx: ctx}
+	walk(s, d)
+	if d.err != nil {
+		return d.err
+	}
+	r.flush()
+	return r.err
+}
+
 type familyEmitter struct {
 	families    []*dto.MetricFamily
 	dropClassic bool
+	// done, if set, takes each family once it is complete (when the next
+	// one starts, or at flush), and the family is dropped.
+	done func(*dto.MetricFamily) error
+	err  error
+}
+
+// flush hands the family under way to done.
+func (r *familyEmitter) flush() {
+	if r.done == nil || len(r.families) == 0 {
+		return
+	}
+	if r.err == nil {
+		r.err = r.done(r.families[0])
+	}
+	r.families[0], r.families = nil, r.families[:0]
 }
 
 func (r *familyEmitter) metric(f *family, l series) *dto.Metric {
 	if n := len(r.families); n == 0 || r.families[n-1].GetName() != f.name {
+		r.flush()
 		r.families = append(r.families, &dto.MetricFamily{Name: proto.String(f.name), Help: proto.String(f.help), Type: f.typ.Enum()})
 	}
 	labels := make([]*dto.LabelPair, 0, 4) // in name order
