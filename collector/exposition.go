@@ -109,14 +109,16 @@ func (x *exposition) cachedBytes() (n int) {
 	return n
 }
 
-// encode writes the job metrics in format through gzip: the text format
+// encode writes the job metrics in format through gzip: the text formats
 // straight from the state, the others family by family.
 func (x *exposition) encode(ctx context.Context, format expfmt.Format) ([]byte, error) {
 	var buf bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
 	var err error
-	if format.FormatType() == expfmt.TypeTextPlain {
-		err = writeText(ctx, zw, x.state)
+	// Text and OpenMetrics (what Prometheus 3 asks for first) are written
+	// straight from the state; OpenMetrics 1.0.0 is the cached one.
+	if openMetrics := format == canonical[encOpenMetrics]; format.FormatType() == expfmt.TypeTextPlain || openMetrics {
+		err = writeText(ctx, zw, x.state, openMetrics)
 	} else {
 		err = writeFamilies(ctx, zw, x.state, format)
 	}

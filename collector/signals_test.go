@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -199,11 +200,54 @@ func TestStreamedText(t *testing.T) {
 		s.observe(j)
 	}
 	var streamed bytes.Buffer
-	if err := writeText(context.Background(), &streamed, s); err != nil {
+	if err := writeText(context.Background(), &streamed, s, false); err != nil {
 		t.Fatal(err)
 	}
 	buffered := mustText(t, s)
 	if len(buffered) < 3*textChunk || !bytes.Equal(streamed.Bytes(), buffered) {
 		t.Errorf("streamed %d bytes, buffered %d (want equal, over 3 chunks)", streamed.Len(), len(buffered))
+	}
+}
+
+// TestOpenMetricsEqualsExpfmt holds the direct OpenMetrics writer to the
+// reference, expfmt's OpenMetrics encoding of the rendered families (with
+// their exemplars), byte for byte, over random states with tasks, awkward
+// names, every kind of status, and with and without classic buckets.
+func TestOpenMetricsEqualsExpfmt(t *testing.T) {
+	names := []string{"bfs", `pr "daily"`, "a\\b", "new\nline", "社区发现", "", "z"}
+	for seed := int64(0); seed < 20; seed++ {
+		rng := rand.New(rand.NewSource(seed))
+		s := newState([]float64{0.5, 1, 10, 3600}, []float64{1, 60})
+		s.tasks, s.dropClassic = newTaskState([]float64{1, 100}), seed%4 == 3
+		for id := int64(1); id <= int64(rng.Intn(60)); id++ {
+			w := rng.Intn(len(names))
+			begin, end := int64(0), int64(0)
+			if rng.Intn(4) > 0 {
+				begin = t0 + id*1000 + int64(rng.Intn(100_000))
+			}
+			if rng.Intn(3) > 0 {
+				end = begin + int64(rng.Intn(10_000_000)) - 1000
+			}
+			s.observe(explorer.Job{ID: id, WorkflowID: fmt.Sprint(w * 7), WorkflowName: names[w], Status: rng.Intn(8) - 1,
+				CreateTime: t0 + id*1000, RunBeginTime: begin, RunEndTime: end,
+				Tasks: []explorer.Task{{Name: names[rng.Intn(len(names))], Status: 2 + rng.Intn(3), RunBeginTime: "2024-01-01T10:00:00Z", RunEndTime: "2024-01-01T10:00:07Z"}}})
+		}
+		var want bytes.Buffer
+		families, err := render(context.Background(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range families {
+			if _, err := expfmt.MetricFamilyToOpenMetrics(&want, f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var got bytes.Buffer
+		if err := writeText(context.Background(), &got, s, true); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Fatalf("seed %d: OpenMetrics differs from expfmt's:\n%s", seed, lineDiff(want.String(), got.String()))
+		}
 	}
 }
