@@ -207,7 +207,7 @@ func TestSlowExplorerGetsThrough(t *testing.T) {
 	e.fake.SetQuirks(explorertest.Quirks{Delay: 20 * time.Millisecond})
 	for scrapes := 0; ; scrapes++ {
 		clock.Advance(stallAfter + time.Second) // every request spans a scrape
-		if e.scrape(100 * time.Millisecond) { // a request or more completes per scrape
+		if e.scrape(100 * time.Millisecond) {   // a request or more completes per scrape
 			break
 		}
 		if scrapes == 100 {
