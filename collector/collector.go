@@ -192,6 +192,7 @@ func (c *Collector) syncOnce(ctx context.Context, r *run) {
 	c.opts.Telemetry.observeSync(full, err == nil)
 	c.health.ok, c.health.duration, c.health.requests = err == nil, end.Sub(start), y.requests
 	if err != nil {
+		c.opts.Telemetry.observeSyncError(err)
 		keyvals := []any{"full", full, "requests", y.requests}
 		if hint := c.timeoutHint(ctx, err); hint != "" {
 			keyvals = append(keyvals, "hint", hint)

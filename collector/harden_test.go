@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-kit/log"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
@@ -306,4 +307,63 @@ func grepLines(text, substr string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestAnswersNotMatchingTheRequestFailTheSync: an Explorer that ignores the
+// status filter of a listing, or answers GET jobs/<id> with another job,
+// used to inflate the counters for good (success 110 -> 410 -> 710). Such
+// an answer now fails the sync: up 0, values unchanged, one log line, and
+// nebula_explorer_invalid_answers_total counts it by reason.
+func TestAnswersNotMatchingTheRequestFailTheSync(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		oldRunning int // unfinished jobs older than the look-back: refreshed by status listings beyond maxDirectRefresh, else one by one
+		quirks     explorertest.Quirks
+		reason     string
+	}{
+		{"Explorer ignores the status filter", maxDirectRefresh + 1, explorertest.Quirks{IgnoreStatusFilter: true}, "item_outside_filter"},
+		{"GET jobs/<id> answers another job", 2, explorertest.Quirks{WrongDetail: true}, "wrong_job"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			telemetry := NewTelemetry()
+			e := newTestEnv(t, func(o *Options) { o.Lookback, o.Overlap, o.Telemetry = time.Minute, time.Minute, telemetry })
+			for i := range tc.oldRunning {
+				e.fake.AddJob(explorer.Job{WorkflowID: "1", WorkflowName: "bfs", Status: explorer.StatusRunning, CreateTime: t0 + int64(i), RunBeginTime: t0 + 10})
+			}
+			for i := range 110 {
+				at := t0 + time.Hour.Milliseconds() + int64(i)*1000
+				e.fake.AddJob(explorer.Job{WorkflowID: "1", WorkflowName: "bfs", Status: explorer.StatusSuccess, CreateTime: at, RunBeginTime: at, RunEndTime: at + 500})
+			}
+			e.mustSync(t)
+			before := jobMetrics(t, e.col)
+			success := `nebula_explorer_jobs_finished_total{status="success",workflow="bfs",workflow_id="1"}`
+			if v := samples(t, before)[success]; v != 110 {
+				t.Fatalf("%s = %g before, want 110", success, v)
+			}
+
+			e.fake.SetQuirks(tc.quirks)
+			var own bytes.Buffer
+			e.col.logger = log.NewLogfmtLogger(&own)
+			for range 2 {
+				if e.sync(t) {
+					t.Fatalf("a sync succeeded on answers that do not match the request; %s = %g", success, samples(t, jobMetrics(t, e.col))[success])
+				}
+				if got := jobMetrics(t, e.col); got != before {
+					t.Fatalf("a failed sync changed the values:\n%s", diffSamples(t, got, before))
+				}
+			}
+			if n := strings.Count(own.String(), "sync with Explorer failed"); n != 2 || strings.Count(own.String(), "\n") != 2 {
+				t.Errorf("want one log line per failed sync:\n%s", &own)
+			}
+			if n := testutil.ToFloat64(telemetry.invalidAnswers.WithLabelValues(tc.reason)); n != 2 {
+				t.Errorf("invalid_answers_total{reason=%q} = %g, want 2", tc.reason, n)
+			}
+
+			e.fake.SetQuirks(explorertest.Quirks{})
+			e.mustSync(t)
+			if got, want := jobMetrics(t, e.col), e.fresh(t); got != want {
+				t.Errorf("the next good sync did not catch up:\n%s", diffSamples(t, got, want))
+			}
+		})
+	}
 }

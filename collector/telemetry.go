@@ -1,9 +1,12 @@
 package collector
 
 import (
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
 )
 
 // Telemetry is the exporter's own instrumentation: syncs and API requests
@@ -11,10 +14,16 @@ import (
 // collector, not these counters), so main registers one and hands it to
 // each collector and to the Explorer client's OnRequest hook.
 type Telemetry struct {
-	syncs    *prometheus.CounterVec
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
+	syncs          *prometheus.CounterVec
+	requests       *prometheus.CounterVec
+	latency        *prometheus.HistogramVec
+	invalidAnswers *prometheus.CounterVec
 }
+
+// invalidAnswerReasons are the reasons the client gives an answer that does
+// not match its request (explorer.InvalidAnswerError.Reason), present at 0.
+var invalidAnswerReasons = []string{"not_json", "no_code", "no_data", "bad_data", "too_large", "duplicate_key", "null_item",
+	"item_outside_filter", "page_size", "order", "page_ignored", "wrong_job"}
 
 // Sync kinds and results, the label values of syncs_total.
 const (
@@ -41,6 +50,13 @@ func NewTelemetry() *Telemetry {
 			// Native buckets too, for Prometheus servers that store them.
 			NativeHistogramBucketFactor: 1.1,
 		}, []string{"endpoint"}),
+		invalidAnswers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "invalid_answers_total",
+			Help: "Syncs failed because an answer of Explorer did not match the request (a job outside the listing's filter, another job's detail, not the JSON asked for, too large, ...), by reason.",
+		}, []string{"reason"}),
+	}
+	for _, reason := range invalidAnswerReasons {
+		t.invalidAnswers.WithLabelValues(reason)
 	}
 	for _, kind := range []string{syncFull, syncIncremental} {
 		for _, result := range []string{"success", "failure"} {
@@ -63,6 +79,15 @@ func (t *Telemetry) ObserveRequest(endpoint, result string, d time.Duration) {
 	t.latency.WithLabelValues(endpoint).Observe(d.Seconds())
 }
 
+// observeSyncError counts a sync that failed on an answer not matching its
+// request, by the client's reason.
+func (t *Telemetry) observeSyncError(err error) {
+	var invalid *explorer.InvalidAnswerError
+	if t != nil && errors.As(err, &invalid) {
+		t.invalidAnswers.WithLabelValues(invalid.Reason).Inc()
+	}
+}
+
 // observeSync counts one completed sync.
 func (t *Telemetry) observeSync(full, ok bool) {
 	if t == nil {
@@ -82,10 +107,12 @@ func (t *Telemetry) Describe(ch chan<- *prometheus.Desc) {
 	t.syncs.Describe(ch)
 	t.requests.Describe(ch)
 	t.latency.Describe(ch)
+	t.invalidAnswers.Describe(ch)
 }
 
 func (t *Telemetry) Collect(ch chan<- prometheus.Metric) {
 	t.syncs.Collect(ch)
 	t.requests.Collect(ch)
 	t.latency.Collect(ch)
+	t.invalidAnswers.Collect(ch)
 }
