@@ -6,7 +6,6 @@ package collector
 import (
 	"context"
 	"errors"
-	"net"
 	"regexp"
 	"sync"
 	"time"
@@ -123,14 +122,12 @@ func (c *Collector) serving() string {
 }
 
 // timeoutHint names the limit that fired, if err is a timeout: the sync's
-// own bound (sync.timeout), or one request's (explorer.timeout), which the
-// HTTP client reports as "Client.Timeout exceeded".
+// own bound (sync.timeout), or one request's (explorer.timeout).
 func (c *Collector) timeoutHint(syncCtx context.Context, err error) string {
-	var netErr net.Error
 	switch {
 	case errors.Is(syncCtx.Err(), context.DeadlineExceeded):
 		return "the sync ran out of time: raise sync.timeout (" + c.opts.SyncTimeout.String() + ")"
-	case errors.As(err, &netErr) && netErr.Timeout():
+	case explorer.IsRequestTimeout(err):
 		return "one request to Explorer ran out of time: raise explorer.timeout, or make pages smaller (explorer.page_size)"
 	}
 	return ""
