@@ -493,14 +493,31 @@ func stackStart(t *testing.T, logFile, bin string, args ...string) {
 
 // stackFreeAddr returns a 127.0.0.1 address whose port is free right now: the
 // one free-port helper of the deploy tests.
+// stackPorts are the addresses stackFreeAddr has handed out. Once its probe
+// listener is closed the kernel may offer the same port again, before the
+// process it was meant for binds it (the exporter and Alertmanager of one
+// stack were once given the same port), so it never hands out one twice.
+var stackPorts = struct {
+	sync.Mutex
+	given map[string]bool
+}{given: map[string]bool{}}
+
 func stackFreeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	stackPorts.Lock()
+	defer stackPorts.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if !stackPorts.given[addr] {
+			stackPorts.given[addr] = true
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // stackWaitListening waits up to 30s for a TCP listener on addr (the program
