@@ -206,3 +206,38 @@ func TestTaskBudget(t *testing.T) {
 		t.Errorf("backlog not empty:\n%s", got)
 	}
 }
+
+// TestTaskBacklogBounds: the backlog gives up its oldest job beyond
+// maxTaskBacklog, and a job whose detail keeps failing after
+// maxTaskAttempts syncs, each counted by reason; a failing detail never
+// fails the sync.
+func TestTaskBacklogBounds(t *testing.T) {
+	t.Run("a full backlog gives up its oldest job", func(t *testing.T) {
+		ts := newTaskState(nil)
+		for id := int64(1); id <= maxTaskBacklog+5; id++ {
+			ts.jobFinished(explorer.Job{ID: id, Status: explorer.StatusSuccess, RunEndTime: t0}, workflowKey{"1", "bfs"})
+		}
+		if len(ts.backlog) != maxTaskBacklog || ts.backlog[0].id != 6 || ts.skipped[skipBacklogFull] != 5 {
+			t.Errorf("backlog %d jobs from id %d, %d given up; want %d from 6, 5", len(ts.backlog), ts.backlog[0].id, ts.skipped[skipBacklogFull], maxTaskBacklog)
+		}
+	})
+	t.Run("a detail that keeps failing is given up after its attempts", func(t *testing.T) {
+		e := newTestEnv(t, withTasks(10))
+		gate := &detailGate{fake: e.fake, fail: func(int64) bool { return true }}
+		srv := httptest.NewServer(gate)
+		t.Cleanup(srv.Close)
+		e.url = srv.URL
+		e.col = e.newCollector(t)
+		e.fake.AddJob(explorer.Job{WorkflowID: "1", WorkflowName: "bfs", Status: explorer.StatusSuccess, CreateTime: t0, RunBeginTime: t0, RunEndTime: t0 + 1000})
+		for range maxTaskAttempts {
+			e.mustSync(t) // the sync itself succeeds
+		}
+		ts := e.col.state.tasks
+		if len(ts.backlog) != 0 || ts.skipped[skipDetailFailed] != 1 || gate.details.Load() != maxTaskAttempts {
+			t.Errorf("backlog %d, given up %d, %d detail requests; want 0, 1, %d", len(ts.backlog), ts.skipped[skipDetailFailed], gate.details.Load(), maxTaskAttempts)
+		}
+		if !strings.Contains(e.logs.String(), "retrying at a later sync") {
+			t.Errorf("no warning logged:\n%s", e.logs)
+		}
+	})
+}
