@@ -67,6 +67,29 @@ func TestFutureCreateTimeDoesNotHideNewJobs(t *testing.T) {
 	}
 }
 
+// TestFutureJobWithExplorerClockBehind: Explorer's clock runs 10 minutes
+// behind the exporter's (more than sync.overlap) and one job claims year
+// 9999: new jobs still show within one sync.
+func TestFutureJobWithExplorerClockBehind(t *testing.T) {
+	e := newTestEnv(t, func(o *Options) { o.Overlap, o.Lookback = time.Minute, time.Hour })
+	now := t0 + time.Hour.Milliseconds()
+	e.col.now = func() time.Time { return time.UnixMilli(now) }
+	lag := 10 * time.Minute.Milliseconds()
+	addHistory(e.fake, 3, now-lag-10_000)
+	const year9999 = int64(253402300799000)
+	e.fake.AddJob(explorer.Job{WorkflowID: "1", WorkflowName: "bfs", Status: explorer.StatusSuccess, CreateTime: year9999})
+	e.mustSync(t)
+	for step := 0; step < 3; step++ {
+		now += 30_000
+		e.fake.AddJob(explorer.Job{WorkflowID: "1", WorkflowName: "bfs", Status: explorer.StatusFailed, CreateTime: now - lag})
+		e.fake.AddJob(explorer.Job{WorkflowID: "1", WorkflowName: "bfs", Status: explorer.StatusRunning, CreateTime: now - lag, RunBeginTime: now - lag})
+		e.mustSync(t)
+		if got, want := jobMetrics(t, e.col), e.fresh(t); got != want {
+			t.Fatalf("step %d: new jobs of a lagging Explorer hidden by a job created in year 9999:\n%s", step, diffSamples(t, got, want))
+		}
+	}
+}
+
 func TestJobCreateTimeAheadIsZeroWithoutSkew(t *testing.T) {
 	e := newTestEnv(t)
 	addHistory(e.fake, 3, t0)

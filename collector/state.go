@@ -243,11 +243,32 @@ func (s *state) forget(id int64) {
 	s.changed = true
 }
 
-// horizon is the newest createTime seen, but never past nowMs, the
-// exporter's clock: listings start from it, and one job created "in the
-// future" (clock skew, a bogus year 9999) must not move them past the jobs
-// Explorer creates now.
-func (s *state) horizon(nowMs int64) int64 { return min(s.newest, nowMs) }
+// horizon is where listings are anchored: the newest createTime seen that
+// is not after nowMs, the exporter's clock. One job created "in the future"
+// (clock skew, a bogus year 9999) must not move the listings past the jobs
+// Explorer creates now, whether Explorer's clock runs ahead of the
+// exporter's or behind it (by less than the look-back, whose jobs are the
+// ones known here). Without any such job, nowMs.
+func (s *state) horizon(nowMs int64) int64 {
+	if s.newest <= nowMs {
+		return s.newest
+	}
+	h, found := int64(0), false
+	for _, t := range s.finishedSince {
+		if t <= nowMs && (!found || t > h) {
+			h, found = t, true
+		}
+	}
+	for _, u := range s.unfinished {
+		if u.createTime <= nowMs && (!found || u.createTime > h) {
+			h, found = u.createTime, true
+		}
+	}
+	if !found {
+		return nowMs
+	}
+	return h
+}
 
 // listFrom is where the next incremental listing starts: overlap before the
 // horizon (jobs can become visible late), or earlier, to the oldest
