@@ -241,3 +241,16 @@ func TestTaskBacklogBounds(t *testing.T) {
 		}
 	})
 }
+
+// TestTasksDisabled: tasks.enabled false fetches no detail and exports no
+// task metric.
+func TestTasksDisabled(t *testing.T) {
+	e := newTestEnv(t, withTasks(10), func(o *Options) { o.Tasks.Enabled = false })
+	e.fake.SetQuirks(explorertest.Quirks{TasksNull: true})
+	addHistory(e.fake, 5, t0)
+	e.mustSync(t)
+	e.mustSync(t)
+	if d, text := e.fake.Stats().Details, jobMetrics(t, e.col); d != 0 || strings.Contains(text, "task") {
+		t.Errorf("%d detail requests; task metrics:\n%s", d, text)
+	}
+}
