@@ -304,6 +304,9 @@ func TestTaskNamesAreBounded(t *testing.T) {
 	if series := `nebula_explorer_tasks_finished_total{status="success",task="PageRankPageR…",workflow="bfs",workflow_id="1"} 1`; !strings.Contains(got, series) || len(got) > 100_000 {
 		t.Errorf("no %s in %d bytes:\n%s", series, len(got), grepLines(got, "tasks_finished_total{"))
 	}
+	if v, _ := scrapeValue(t, e.col, "nebula_explorer_task_names_truncated"); v != 1 {
+		t.Errorf("task_names_truncated = %g, want 1", v)
+	}
 }
 
 func TestCutLabel(t *testing.T) {

@@ -32,7 +32,8 @@ var (
 	taskInvalidTimesDesc = desc("task_invalid_times_total", "Tasks of finished jobs whose run times are not RFC 3339: counted in tasks_finished_total, not observed in task_run_duration_seconds.")
 	taskSkippedDesc      = prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "task_jobs_skipped_total"),
 		"Finished jobs whose tasks were given up: the backlog was full (backlog_full), or their detail failed three times (detail_failed).", []string{"reason"}, nil)
-	cutLabelsDesc = desc("workflows_label_truncated", "Workflows exported now whose workflow or workflow_id label value was cut to limits.max_label_length bytes (it ends in \"…\").")
+	cutTaskNamesDesc = desc("task_names_truncated", "Task series exported now whose task label value was cut to limits.max_label_length bytes (it ends in \"…\").")
+	cutLabelsDesc    = desc("workflows_label_truncated", "Workflows exported now whose workflow or workflow_id label value was cut to limits.max_label_length bytes (it ends in \"…\").")
 )
 
 func desc(name, help string) *prometheus.Desc {
@@ -405,7 +406,7 @@ func (h health) Collect(ch chan<- prometheus.Metric) {
 type totals struct{ s *state }
 
 func (t totals) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{workflowsDesc, taskBacklogDesc, taskInvalidTimesDesc, taskSkippedDesc, cutLabelsDesc} {
+	for _, d := range []*prometheus.Desc{workflowsDesc, taskBacklogDesc, taskInvalidTimesDesc, taskSkippedDesc, cutLabelsDesc, cutTaskNamesDesc} {
 		ch <- d
 	}
 }
@@ -422,6 +423,15 @@ func (t totals) Collect(ch chan<- prometheus.Metric) {
 	if tasks := t.s.tasks; tasks != nil {
 		ch <- prometheus.MustNewConstMetric(taskBacklogDesc, prometheus.GaugeValue, float64(len(tasks.backlog)))
 		ch <- prometheus.MustNewConstMetric(taskInvalidTimesDesc, prometheus.CounterValue, float64(tasks.invalidTimes))
+		cutTasks := 0
+		for _, names := range tasks.series {
+			for _, st := range names {
+				if st.cut {
+					cutTasks++
+				}
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(cutTaskNamesDesc, prometheus.GaugeValue, float64(cutTasks))
 		for reason, n := range tasks.skipped {
 			ch <- prometheus.MustNewConstMetric(taskSkippedDesc, prometheus.CounterValue, float64(n), skipReasons[reason])
 		}

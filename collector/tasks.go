@@ -39,6 +39,7 @@ var skipReasons = [...]string{skipBacklogFull: "backlog_full", skipDetailFailed:
 type taskStats struct {
 	finished [3]uint64 // by the task's terminal status
 	run      [3]histogram
+	cut      bool // its task label was cut to limits.maxLabelLength
 }
 
 // pendingJob is a finished job whose tasks wait for its detail (GET jobs/<id>).
@@ -145,9 +146,9 @@ func (t *taskState) stats(key workflowKey, name string) *taskStats {
 		names = map[string]*taskStats{}
 		t.series[key] = names
 	}
-	name, _ = cutLabel(cmp.Or(name, unnamedTask), t.maxLabelLength)
+	name, cut := cutLabel(cmp.Or(name, unnamedTask), t.maxLabelLength)
 	if _, ok := names[name]; !ok && len(names) >= maxTaskNames {
-		name = otherTask
+		name, cut = otherTask, false
 	}
 	st, ok := names[name]
 	if !ok {
@@ -157,6 +158,7 @@ func (t *taskState) stats(key workflowKey, name string) *taskStats {
 		}
 		names[name] = st
 	}
+	st.cut = st.cut || cut
 	return st
 }
 
