@@ -344,6 +344,9 @@ func (c *Collector) Inherit(prev *Collector) {
 	}
 	prev.mu.Lock()
 	s, opts := prev.state, prev.opts
+	if s == nil {
+		s = prev.inherited // reloaded again before its first sync
+	}
 	prev.persist.closed = true
 	prev.mu.Unlock()
 	if s == nil || opts.ExplorerURL != c.opts.ExplorerURL || configHash(opts) != configHash(c.opts) {

@@ -206,8 +206,9 @@ func TestSlowExplorerGetsThrough(t *testing.T) {
 	addHistory(e.fake, 30, t0) // 10 pages of 3
 	e.fake.SetQuirks(explorertest.Quirks{Delay: 20 * time.Millisecond})
 	for scrapes := 0; ; scrapes++ {
-		clock.Advance(stallAfter + time.Second) // every request spans a scrape
-		if e.scrape(100 * time.Millisecond) {   // a request or more completes per scrape
+		// Every request spans a scrape; one or more completes per scrape.
+		clock.Advance(stallAfter + time.Second)
+		if e.scrape(100 * time.Millisecond) {
 			break
 		}
 		if scrapes == 100 {
