@@ -427,6 +427,9 @@ func BenchmarkRestartWithPersistence(b *testing.B) {
 		if !c.health.ok {
 			b.Fatalf("sync after restart failed: %s", e.logs)
 		}
+		if n := e.fake.Stats().Requests; n > 5 {
+			b.Errorf("the first scrape after a restart made %d requests, want at most 5", n)
+		}
 		requests += e.fake.Stats().Requests
 		c.Close()
 	}
