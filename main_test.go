@@ -44,13 +44,29 @@ func TestMain(m *testing.M) {
 
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	givenAddrs.Lock()
+	defer givenAddrs.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		// The kernel may hand a closed port out again: never give one twice,
+		// or two servers of one test would race for it.
+		if !givenAddrs.m[addr] {
+			givenAddrs.m[addr] = true
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
 }
+
+// givenAddrs are the addresses freeAddr handed out in this test binary.
+var givenAddrs = struct {
+	sync.Mutex
+	m map[string]bool
+}{m: map[string]bool{}}
 
 func writeFile(t *testing.T, name, content string) string {
 	t.Helper()
