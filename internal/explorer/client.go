@@ -148,9 +148,14 @@ func redactURL(raw string) string {
 // against f: a job outside f's status or createTime bounds, a page larger
 // than pageSize or out of the order f asks is an *InvalidAnswerError.
 func (c *Client) ListJobs(ctx context.Context, f Filter, page, pageSize int) (*JobPage, error) {
+	return c.listJobs(ctx, f, page, pageSize, nil)
+}
+
+// listJobs is ListJobs decoding the items into buf's array (nil: a new one).
+func (c *Client) listJobs(ctx context.Context, f Filter, page, pageSize int, buf []Job) (*JobPage, error) {
 	var p JobPage
 	check := listCheck(f)
-	data := func(dec *jsontext.Decoder) error { return readPage(dec, &p, pageSize, check) }
+	data := func(dec *jsontext.Decoder) error { return readPage(dec, &p, pageSize, buf, check) }
 	if err := c.call(ctx, EndpointJobs, "list jobs", JobsPath, f.Query(page, pageSize), listingLimit(pageSize), data); err != nil {
 		return nil, err
 	}

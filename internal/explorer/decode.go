@@ -463,17 +463,21 @@ func readTask(dec *jsontext.Decoder, t *Task, in interned) error {
 
 var pageFields = []string{"items", "total", "Page", "PageSize"}
 
-// readPage reads a listing page, calling check on each job as it is read
-// (before the next one is), and refuses more than maxItems items: a page
-// larger than asked for is not what was asked, and would cost memory.
-func readPage(dec *jsontext.Decoder, p *JobPage, maxItems int, check func(j *Job) error) error {
+// readPage reads a listing page into buf's array (nil: a new one), calling
+// check on each job as it is read (before the next one is), and refuses
+// more than maxItems items: a page larger than asked for is not what was
+// asked, and would cost memory.
+func readPage(dec *jsontext.Decoder, p *JobPage, maxItems int, buf []Job, check func(j *Job) error) error {
 	items := false
 	in := interned{}
 	err := readObject(dec, pageFields, func(field int) (err error) {
 		switch field {
 		case 0:
 			items = true
-			p.Items = []Job{}
+			p.Items = buf[:0]
+			if p.Items == nil {
+				p.Items = []Job{}
+			}
 			err = readArray(dec, func() error {
 				if len(p.Items) == maxItems {
 					return invalid("page_size", "more than the %d items asked for", maxItems)

@@ -16,7 +16,7 @@ func decodePage(status int, raw []byte, f Filter, size int) (*JobPage, error) {
 	var p JobPage
 	check := listCheck(f)
 	err := decode("list jobs", status, bytes.NewReader(raw), listingLimit(size), func(dec *jsontext.Decoder) error {
-		return readPage(dec, &p, size, check)
+		return readPage(dec, &p, size, nil, check)
 	})
 	return &p, err
 }

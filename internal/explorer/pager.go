@@ -2,7 +2,9 @@ package explorer
 
 import (
 	"context"
+	"slices"
 	"strconv"
+	"sync"
 )
 
 // EachJob visits every job that matches f exactly once, oldest first, and
@@ -13,6 +15,12 @@ import (
 // deep offsets are costly for Explorer's database. So EachJob pages by key
 // (see pager). The next page is fetched while visit works through the
 // current one, so a long listing costs little more than fetching its pages.
+//
+// Memory: a listing holds at most two decoded pages at once (the one
+// visited and the next), and decodes them into page buffers that are
+// recycled (pageBuffers), not one fresh slice per page: a cold sync of a
+// long history, several listings at once, would otherwise allocate all of
+// it page by page and drive the heap up with garbage.
 func (c *Client) EachJob(ctx context.Context, f Filter, pageSize int, visit func(Job)) (requests int, err error) {
 	type answer struct {
 		page *JobPage
@@ -21,7 +29,7 @@ func (c *Client) EachJob(ctx context.Context, f Filter, pageSize int, visit func
 	fetch := func(f Filter, page int) <-chan answer {
 		ch := make(chan answer, 1)
 		go func() {
-			p, err := c.ListJobs(ctx, f, page, pageSize)
+			p, err := c.listJobs(ctx, f, page, pageSize, getPageBuffer(pageSize))
 			ch <- answer{p, err}
 		}()
 		return ch
@@ -34,9 +42,11 @@ func (c *Client) EachJob(ctx context.Context, f Filter, pageSize int, visit func
 		if a.err != nil {
 			return requests, a.err
 		}
+		n := len(a.page.Items)
 		fresh := p.accept(a.page.Items)
-		done, err := p.advance(a.page, len(fresh))
+		done, err := p.advance(a.page, n, len(fresh))
 		if err != nil {
+			putPageBuffer(a.page.Items)
 			return requests, err
 		}
 		if !done {
@@ -45,10 +55,30 @@ func (c *Client) EachJob(ctx context.Context, f Filter, pageSize int, visit func
 		for _, j := range fresh {
 			visit(j)
 		}
+		putPageBuffer(a.page.Items)
 		if done {
 			return requests, nil
 		}
 	}
+}
+
+// pageBuffers recycles the item slices EachJob decodes pages into. visit
+// gets each job by value, so nothing refers to a buffer once its page is
+// visited; a buffer is cleared when put back, so that it keeps no strings
+// or tasks of its page alive.
+var pageBuffers sync.Pool // of *[]Job
+
+func getPageBuffer(pageSize int) []Job {
+	if b, ok := pageBuffers.Get().(*[]Job); ok && cap(*b) >= pageSize {
+		return (*b)[:0]
+	}
+	return make([]Job, 0, pageSize)
+}
+
+func putPageBuffer(items []Job) {
+	items = items[:cap(items)]
+	clear(items)
+	pageBuffers.Put(&items)
 }
 
 // pager is the key-set bookkeeping of EachJob. It asks in ascending
@@ -72,7 +102,10 @@ type pager struct {
 
 	req  Filter // the next request
 	page int
-	prev *JobPage // the last page answered, to catch a page number ignored
+	// The ids of the last page answered and whether the page now answered
+	// repeats them (accept notes both), to catch a page number ignored.
+	prevIDs  []int64
+	repeated bool
 }
 
 func newPager(f Filter, pageSize int) *pager {
@@ -103,10 +136,14 @@ func bound(ms int64) int64 {
 func (p *pager) request() (Filter, int) { return p.req, p.page }
 
 // accept returns the jobs of a page not visited before and within the
-// caller's bounds, in order, and notes them as visited.
+// caller's bounds, in order, and notes them as visited. It filters items in
+// place: what it returns is items' own array, and items is left in disorder.
 func (p *pager) accept(items []Job) []Job {
-	var fresh []Job
+	p.repeated = p.prevIDs != nil && slices.EqualFunc(p.prevIDs, items, func(id int64, j Job) bool { return id == j.ID })
+	p.prevIDs = p.prevIDs[:0]
+	fresh := items[:0]
 	for _, j := range items {
+		p.prevIDs = append(p.prevIDs, j.ID)
 		switch {
 		case p.visited && (j.CreateTime < p.last || j.CreateTime == p.last && p.atLast[j.ID]):
 			continue // visited on an earlier page
@@ -124,10 +161,10 @@ func (p *pager) accept(items []Job) []Job {
 	return fresh
 }
 
-// advance decides, from the page just answered and how many new jobs it
-// brought, whether the listing is done, and otherwise what to ask next.
-func (p *pager) advance(page *JobPage, fresh int) (done bool, err error) {
-	n := len(page.Items)
+// advance decides, from the page just answered (accepted already), how
+// many items it had and how many new jobs it brought, whether the listing
+// is done, and otherwise what to ask next.
+func (p *pager) advance(page *JobPage, n, fresh int) (done bool, err error) {
 	size := p.pageSize
 	if page.PageSize > 0 && page.PageSize < size {
 		size = page.PageSize // the server's cap
@@ -138,11 +175,10 @@ func (p *pager) advance(page *JobPage, fresh int) (done bool, err error) {
 		return true, nil
 	case short && (fresh == 0 || (p.page-1)*size+n >= page.Total):
 		return true, nil
-	case fresh == 0 && p.page > 1 && samePage(p.prev, page):
+	case fresh == 0 && p.page > 1 && p.repeated:
 		return false, &InvalidAnswerError{Op: "list jobs", Reason: "page_ignored",
 			Detail: "page " + strconv.Itoa(p.page) + " repeats the page before it (page number ignored?)"}
 	}
-	p.prev = page
 	// From one millisecond before the newest job visited: the rest of that
 	// millisecond may be on the next page.
 	if p.visited && bound(p.last-1) > p.req.FromCreateTime || p.visited && p.req.FromCreateTime == 0 {
@@ -151,17 +187,4 @@ func (p *pager) advance(page *JobPage, fresh int) (done bool, err error) {
 	}
 	p.page++ // a whole page within one millisecond: step through it
 	return false, nil
-}
-
-// samePage reports whether two pages hold the same jobs.
-func samePage(a, b *JobPage) bool {
-	if len(a.Items) != len(b.Items) {
-		return false
-	}
-	for i := range a.Items {
-		if a.Items[i].ID != b.Items[i].ID {
-			return false
-		}
-	}
-	return true
 }
