@@ -25,25 +25,37 @@ func TestFailedSyncKeepsLastValues(t *testing.T) {
 	cases := []struct {
 		name   string
 		quirks explorertest.Quirks
+		hang   bool // Explorer never answers: only sync.timeout ends the sync
 	}{
-		{"an error code in an HTTP 200 answer", explorertest.Quirks{ErrorCode: explorer.CodeInternalController}},
-		{"HTTP 500", explorertest.Quirks{HTTPStatus: 500}},
-		{"a truncated answer", explorertest.Quirks{TruncateBody: true}},
-		{"a refused login", explorertest.Quirks{RefuseLogins: true, TokenUses: 1}},
-		{"a timeout", explorertest.Quirks{Delay: time.Second}},
+		{"an error code in an HTTP 200 answer", explorertest.Quirks{ErrorCode: explorer.CodeInternalController}, false},
+		{"HTTP 500", explorertest.Quirks{HTTPStatus: 500}, false},
+		{"a truncated answer", explorertest.Quirks{TruncateBody: true}, false},
+		{"a refused login", explorertest.Quirks{RefuseLogins: true, TokenUses: 1}, false},
+		{"a timeout", explorertest.Quirks{}, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newTestEnv(t, func(o *Options) { o.SyncTimeout = 300 * time.Millisecond })
+			e := newTestEnv(t)
 			last := addHistory(e.fake, 10, t0)
 			e.mustSync(t)
 			before := jobMetrics(t, e.col)
 
 			addHistory(e.fake, 5, last+1000)
-			e.fake.SetQuirks(tc.quirks)
+			quirks := tc.quirks
+			if tc.hang {
+				// A short sync.timeout for the failing sync alone: the good
+				// syncs keep the generous one of testOptions, which a
+				// loaded machine needs. No sync runs now to read it.
+				hang := make(chan struct{})
+				t.Cleanup(func() { close(hang) })
+				quirks.Hang = hang
+				e.col.opts.SyncTimeout = 300 * time.Millisecond
+			}
+			e.fake.SetQuirks(quirks)
 			if e.sync(t) {
 				t.Fatal("sync succeeded against a failing Explorer")
 			}
+			e.col.opts.SyncTimeout = e.opts.SyncTimeout
 			if got := jobMetrics(t, e.col); got != before {
 				t.Errorf("values changed by a failed sync:\n%s", diffSamples(t, got, before))
 			}
