@@ -130,14 +130,20 @@ func TestNativeHistogramsAndExemplarsInPrometheus(t *testing.T) {
 		v, err := strconv.ParseFloat(data.Result[0].Value[1].(string), 64)
 		return v, err == nil
 	}
+	// One generous deadline for all the waits below: on a loaded machine
+	// Prometheus takes its time to start, and a scrape may time out (its
+	// timeout is the 1 s interval) until the exporter's first sync is done.
+	// Once the series are there, every wait ends at its first poll.
+	const patience = 3 * time.Minute
+	deadline := time.Now().Add(patience)
 	eventually := func(what string, q string) float64 {
 		t.Helper()
-		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		for ; time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
 			if v, ok := query(q); ok {
 				return v
 			}
 		}
-		t.Fatalf("%s: no result for %s within 60 s", what, q)
+		t.Fatalf("%s: no result for %s within %v of Prometheus starting", what, q, patience)
 		return 0
 	}
 
@@ -210,7 +216,7 @@ func TestNativeHistogramsAndExemplarsInPrometheus(t *testing.T) {
 		if !v3 {
 			enough = 1 // 2.42 keeps one exemplar per native histogram sample
 		}
-		for deadline := time.Now().Add(30 * time.Second); len(got) < enough && time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		for ; len(got) < enough && time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
 			var data []struct {
 				Exemplars []struct {
 					Labels map[string]string `json:"labels"`
