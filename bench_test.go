@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
 	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer/explorertest"
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/localtest"
 )
 
 // BenchmarkExporterMemory runs the exporter binary against the simulator
@@ -32,7 +32,7 @@ func BenchmarkExporterMemory(b *testing.B) {
 	for _, jobs := range []int{100_000, 1_000_000} {
 		b.Run(fmt.Sprintf("history=%d", jobs), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				simAddr := freeAddr(b)
+				simAddr := localtest.FreeAddr(b)
 				sim := exec.Command(simulator, "--web.listen-address="+simAddr, fmt.Sprintf("--jobs=%d", jobs),
 					"--workflows=200", "--tick=1s")
 				if err := sim.Start(); err != nil {
@@ -41,7 +41,7 @@ func BenchmarkExporterMemory(b *testing.B) {
 				defer func() { sim.Process.Kill(); sim.Wait() }()
 				waitListening(b, simAddr, time.Minute)
 
-				addr := freeAddr(b)
+				addr := localtest.FreeAddr(b)
 				cfg := filepath.Join(b.TempDir(), "config.yml")
 				os.WriteFile(cfg, []byte(configFor("http://"+simAddr, "nebula")), 0o600)
 				exp := exec.Command(binary, "--config.file="+cfg, "--web.listen-address="+addr)
@@ -75,13 +75,10 @@ func BenchmarkExporterMemory(b *testing.B) {
 }
 
 func waitListening(b testing.TB, addr string, within time.Duration) {
-	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return
-		}
+	b.Helper()
+	if err := localtest.WaitListening(addr, within); err != nil {
+		b.Fatal(err)
 	}
-	b.Fatalf("nothing listens on %s", addr)
 }
 
 func scrape(b testing.TB, addr string) string {
@@ -169,7 +166,7 @@ func exporterUnderAbuse(b *testing.B, workflows int) {
 		}))
 		defer srv.Close()
 
-		addr := freeAddr(b)
+		addr := localtest.FreeAddr(b)
 		cfg := filepath.Join(b.TempDir(), "config.yml")
 		os.WriteFile(cfg, []byte(configFor(srv.URL, "nebula")), 0o600)
 		exp := exec.Command(binary, "--config.file="+cfg, "--web.listen-address="+addr)

@@ -17,27 +17,23 @@ import (
 
 	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
 	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer/explorertest"
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/localtest"
 )
 
-// prometheus3 is where the machines keep Prometheus 3 (built from source,
-// see the README); Debian's Prometheus 2.42 is the fallback.
-const prometheus3 = "/root/go/prometheus3/v0.316.0/prometheus"
-
-// needPrometheus returns a Prometheus binary and whether it is version 3.
-// Without one, the test fails under CI and is skipped elsewhere.
+// needPrometheus returns a Prometheus binary and whether it is version 3:
+// the one deploy/prometheus3.sh builds (as the deploy tests), or else
+// Debian's 2.42. Without either, the test fails under CI and is skipped
+// elsewhere.
 func needPrometheus(t *testing.T) (path string, v3 bool) {
 	t.Helper()
-	if _, err := os.Stat(prometheus3); err == nil {
-		return prometheus3, true
+	path, err := localtest.Prometheus3("deploy/prometheus3.sh", "prometheus")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if path, err := exec.LookPath("prometheus"); err == nil {
-		return path, false
+	if _, err := os.Stat(path); err == nil {
+		return path, true
 	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("no Prometheus: .ci/run must install the Debian package prometheus")
-	}
-	t.Skip("no Prometheus (apt-get install prometheus); CI fails instead")
-	return "", false
+	return localtest.NeedTool(t, "prometheus"), false
 }
 
 // runBuckets are powers of two, so every classic bucket is the union of two
@@ -67,7 +63,7 @@ func TestNativeHistogramsAndExemplarsInPrometheus(t *testing.T) {
 	exporter := startExporter(t, configFor(srv.URL, "nebula")+"metrics:\n  run_duration_buckets: "+jsonList(runBuckets)+
 		"\n  task_duration_buckets: "+jsonList(runBuckets)+"\n")
 
-	promAddr := freeAddr(t)
+	promAddr := localtest.FreeAddr(t)
 	scrape := func(name, extra string) string {
 		return fmt.Sprintf("  - job_name: %s\n    scrape_interval: 1s\n%s    static_configs: [{targets: [%q]}]\n", name, extra, exporter.addr)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
 	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer/explorertest"
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/localtest"
 )
 
 // binary is the exporter, built once for the end-to-end tests.
@@ -41,32 +42,6 @@ func TestMain(m *testing.M) {
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	givenAddrs.Lock()
-	defer givenAddrs.Unlock()
-	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		l.Close()
-		// The kernel may hand a closed port out again: never give one twice,
-		// or two servers of one test would race for it.
-		if !givenAddrs.m[addr] {
-			givenAddrs.m[addr] = true
-			return addr
-		}
-	}
-}
-
-// givenAddrs are the addresses freeAddr handed out in this test binary.
-var givenAddrs = struct {
-	sync.Mutex
-	m map[string]bool
-}{m: map[string]bool{}}
 
 func writeFile(t *testing.T, name, content string) string {
 	t.Helper()
@@ -111,7 +86,7 @@ func startExporter(t *testing.T, config string, args ...string) *exporterProcess
 // file descriptors (0: as this process).
 func startExporterWithFileLimit(t *testing.T, files int, config string, args ...string) *exporterProcess {
 	t.Helper()
-	e := &exporterProcess{addr: freeAddr(t), stderr: &syncBuffer{}}
+	e := &exporterProcess{addr: localtest.FreeAddr(t), stderr: &syncBuffer{}}
 	args = append([]string{"--config.file=" + writeFile(t, "config.yml", config), "--web.listen-address=" + e.addr}, args...)
 	e.cmd = exec.Command(binary, args...)
 	if files > 0 {
@@ -129,14 +104,8 @@ func startExporterWithFileLimit(t *testing.T, files int, config string, args ...
 			t.Logf("exporter log:\n%s", e.stderr)
 		}
 	})
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if c, err := net.Dial("tcp", e.addr); err == nil {
-			c.Close()
-			return e
-		}
-	}
-	t.Fatalf("exporter did not listen on %s", e.addr)
-	return nil
+	waitListening(t, e.addr, 30*time.Second)
+	return e
 }
 
 func (e *exporterProcess) get(t *testing.T, path string) (int, string) {
@@ -200,7 +169,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 	t.Run("promtool check metrics is clean", func(t *testing.T) {
-		promtool := needPromtool(t)
+		promtool := localtest.NeedTool(t, "promtool")
 		cmd := exec.Command(promtool, "check", "metrics")
 		cmd.Stdin = strings.NewReader(body)
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -259,18 +228,6 @@ func TestEndToEnd(t *testing.T) {
 	})
 }
 
-func needPromtool(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("promtool is not installed: .ci/run must install the Debian package prometheus")
-		}
-		t.Skip("promtool is not installed (apt-get install prometheus); CI fails instead")
-	}
-	return path
-}
-
 func TestBadConfig(t *testing.T) {
 	cases := []struct {
 		name, config, wantLog string
@@ -281,7 +238,7 @@ func TestBadConfig(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd := exec.Command(binary, "--config.file="+writeFile(t, "config.yml", tc.config), "--web.listen-address="+freeAddr(t))
+			cmd := exec.Command(binary, "--config.file="+writeFile(t, "config.yml", tc.config), "--web.listen-address="+localtest.FreeAddr(t))
 			out, err := cmd.CombinedOutput()
 			if err == nil || cmd.ProcessState.ExitCode() == 0 {
 				t.Fatalf("exited 0:\n%s", out)
@@ -293,7 +250,7 @@ func TestBadConfig(t *testing.T) {
 	}
 	t.Run("a password in the URL is refused and never shown", func(t *testing.T) {
 		for _, url := range []string{"http://root:s3cr%zzet@127.0.0.1:1", "http://root:s3cr/et@127.0.0.1:1"} {
-			cmd := exec.Command(binary, "--config.file="+writeFile(t, "config.yml", configFor(url, "x")), "--web.listen-address="+freeAddr(t))
+			cmd := exec.Command(binary, "--config.file="+writeFile(t, "config.yml", configFor(url, "x")), "--web.listen-address="+localtest.FreeAddr(t))
 			out, _ := cmd.CombinedOutput()
 			if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "explorer.url: must not hold a user or password") {
 				t.Errorf("%s: exit %d:\n%s", url, cmd.ProcessState.ExitCode(), out)
@@ -305,7 +262,7 @@ func TestBadConfig(t *testing.T) {
 	})
 	for _, flag := range []string{"--persistence.interval=0s", "--web.max-connections=0"} {
 		t.Run(flag+" is refused", func(t *testing.T) {
-			cmd := exec.Command(binary, "--config.file=config.yml", "--web.listen-address="+freeAddr(t), flag)
+			cmd := exec.Command(binary, "--config.file=config.yml", "--web.listen-address="+localtest.FreeAddr(t), flag)
 			out, _ := cmd.CombinedOutput()
 			if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), strings.Split(flag, "=")[0]) {
 				t.Errorf("exit %d:\n%s", code, out)

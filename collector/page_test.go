@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer/explorertest"
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/localtest"
 )
 
 // TestMetricsPage is the whole /metrics page of a fixed workload (the job
@@ -35,11 +36,7 @@ func TestMetricsPage(t *testing.T) {
 	page := w.Body.Bytes()
 	assertGolden(t, "metrics.prom", page)
 
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("promtool is not installed (Debian: apt-get install prometheus): the page is not linted")
-	}
-	cmd := exec.Command(promtool, "check", "metrics")
+	cmd := exec.Command(localtest.NeedTool(t, "promtool"), "check", "metrics")
 	cmd.Stdin = bytes.NewReader(page)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)

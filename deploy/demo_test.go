@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/localtest"
 )
 
 // TestDemoRefusesTakenAddresses: `make demo` (deploy/demo.sh) fails and
@@ -23,8 +25,8 @@ func TestDemoRefusesTakenAddresses(t *testing.T) {
 	}
 	defer taken.Close()
 	for _, tc := range []struct{ name, explorer, listen string }{
-		{"simulator", taken.Addr().String(), stackFreeAddr(t)},
-		{"exporter", stackFreeAddr(t), taken.Addr().String()},
+		{"simulator", taken.Addr().String(), localtest.FreeAddr(t)},
+		{"exporter", localtest.FreeAddr(t), taken.Addr().String()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -50,8 +52,8 @@ func TestMakeDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the demo")
 	}
-	makeBin := needTool(t, "make")
-	explorer, listen := stackFreeAddr(t), stackFreeAddr(t)
+	makeBin := localtest.NeedTool(t, "make")
+	explorer, listen := localtest.FreeAddr(t), localtest.FreeAddr(t)
 	var out bytes.Buffer
 	cmd := exec.Command(makeBin, "-C", "..", "demo", "BIN="+t.TempDir(), "DEMO_EXPLORER="+explorer, "DEMO_LISTEN="+listen)
 	cmd.Stdout, cmd.Stderr = &out, &out

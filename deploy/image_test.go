@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/nebula-contrib/nebula_explorer_exporter/internal/config"
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/localtest"
 )
 
 const (
@@ -48,7 +49,7 @@ func newImgPodman(t *testing.T) imgPodman {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := imgPodman{bin: needTool(t, "podman"), root: filepath.Join(dir, "root"), runroot: filepath.Join(dir, "runroot")}
+	p := imgPodman{bin: localtest.NeedTool(t, "podman"), root: filepath.Join(dir, "root"), runroot: filepath.Join(dir, "runroot")}
 	for _, d := range []string{"libpod", "tmp", "xdg"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
 			t.Fatal(err)
@@ -117,7 +118,7 @@ func TestImageBuildsAndServesMetrics(t *testing.T) {
 		t.Skip("builds and runs a container image")
 	}
 	podman := newImgPodman(t)
-	needTool(t, "runc")
+	localtest.NeedTool(t, "runc")
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	tmp := t.TempDir()
@@ -294,7 +295,7 @@ func TestImageBuildsAndServesMetrics(t *testing.T) {
 		}
 		// The README's command, verbatim but detached (-d) and with the
 		// listen address of this test appended.
-		addr := stackFreeAddr(t)
+		addr := localtest.FreeAddr(t)
 		args := append([]string{"run", "-d"}, readmePodmanRun(t)[2:]...)
 		args = append(args, "--config.file="+imgConfigPath, "--web.listen-address="+addr)
 		for i, a := range args {
@@ -372,7 +373,7 @@ func imgStartSimulator(t *testing.T, ctx context.Context) string {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./deploy/simulator: %v\n%s", err, out)
 	}
-	addr := stackFreeAddr(t)
+	addr := localtest.FreeAddr(t)
 	logFile := filepath.Join(t.TempDir(), "simulator.log")
 	stackStart(t, logFile, bin, "--web.listen-address="+addr)
 	t.Cleanup(func() {
@@ -485,7 +486,7 @@ func imgHead(s string, lines int) string {
 }
 
 func TestShellScriptsPassShellcheck(t *testing.T) {
-	shellcheck := needTool(t, "shellcheck")
+	shellcheck := localtest.NeedTool(t, "shellcheck")
 	scripts := []string{"build-image.sh", "demo.sh", "version-ldflags.sh", "../.ci/run"}
 	if out, err := exec.Command(shellcheck, scripts...).CombinedOutput(); err != nil {
 		t.Fatalf("shellcheck %v: %v\n%s", scripts, err, out)
@@ -690,7 +691,7 @@ func TestComposeStackIsWiredUp(t *testing.T) {
 	}
 
 	// promtool accepts it, with the rule files where the container has them.
-	promtool := needTool(t, "promtool")
+	promtool := localtest.NeedTool(t, "promtool")
 	dir := t.TempDir()
 	abs, _ := filepath.Abs("prometheus")
 	if err := os.Symlink(abs, filepath.Join(dir, "rules")); err != nil {
@@ -716,7 +717,7 @@ func TestComposeStackIsWiredUp(t *testing.T) {
 // TestComposeFileValidates checks the file against the Compose schema with
 // docker-compose, which needs no Docker daemon for `config`.
 func TestComposeFileValidates(t *testing.T) {
-	dc := needTool(t, "docker-compose")
+	dc := localtest.NeedTool(t, "docker-compose")
 	cmd := exec.Command(dc, "--file", "docker-compose.yml", "config", "--quiet")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("docker-compose config: %v\n%s", err, out)

@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/nebula-contrib/nebula_explorer_exporter/internal/config"
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/localtest"
 )
 
 const (
@@ -103,7 +104,7 @@ func k8sOne(t *testing.T, objs []k8sObject, kind string) k8sObject {
 }
 
 func TestKubernetesManifestsPassYamllint(t *testing.T) {
-	yamllint := needTool(t, "yamllint")
+	yamllint := localtest.NeedTool(t, "yamllint")
 	args := []string{"-s", "-f", "parsable"}
 	// deploy/.yamllint, the configuration for all YAML under deploy/, when
 	// there is one; yamllint's defaults otherwise.

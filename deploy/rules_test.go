@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/localtest"
 )
 
 const (
@@ -58,7 +60,7 @@ func rulesRun(t *testing.T, tool string, args ...string) string {
 	t.Helper()
 	bin := tool
 	if !filepath.IsAbs(tool) {
-		bin = needTool(t, tool)
+		bin = localtest.NeedTool(t, tool)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
@@ -78,7 +80,7 @@ func TestMonitoringConfigs(t *testing.T) {
 	// compatible with Debian's Prometheus 2.42.
 	for _, p := range []struct{ name, promtool string }{
 		{"Prometheus 3", needPrometheus3(t, "promtool")},
-		{"Prometheus 2.42 (Debian)", needTool(t, "promtool")},
+		{"Prometheus 2.42 (Debian)", localtest.NeedTool(t, "promtool")},
 	} {
 		t.Run(p.name+": promtool check config accepts prometheus.yml", func(t *testing.T) {
 			rulesRun(t, p.promtool, "check", "config", prometheusYML)
@@ -279,9 +281,9 @@ func TestRuleFilesHaveOnlyKnownKeys(t *testing.T) {
 // else's.
 func TestAlertmanagerInhibitRules(t *testing.T) {
 	t.Parallel()
-	amBin := needTool(t, "prometheus-alertmanager")
+	amBin := localtest.NeedTool(t, "prometheus-alertmanager")
 	dir := t.TempDir()
-	addr := stackFreeAddr(t)
+	addr := localtest.FreeAddr(t)
 	logFile := filepath.Join(dir, "alertmanager.log")
 	stackStart(t, logFile, amBin, "--config.file="+rulesAlertmanagerYML, "--storage.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr, "--cluster.listen-address=")

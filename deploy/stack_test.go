@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -23,6 +22,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer/explorertest"
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/localtest"
 )
 
 // The end-to-end stack: the simulator (a live fake Explorer), the exporter,
@@ -91,8 +91,8 @@ func startStack(t *testing.T) *stack {
 		t.Skip("end-to-end stack skipped with -short")
 	}
 	promBin := needPrometheus3(t, "prometheus")
-	amBin := needTool(t, "prometheus-alertmanager")
-	goBin := needTool(t, "go")
+	amBin := localtest.NeedTool(t, "prometheus-alertmanager")
+	goBin := localtest.NeedTool(t, "go")
 
 	dir := t.TempDir()
 	s := &stack{Dir: dir}
@@ -130,7 +130,7 @@ func startStack(t *testing.T) *stack {
 		t.Fatalf("the simulator's %d workflows %q do not include %s", stackWorkflows, s.Workflows, s.FailWorkflow)
 	}
 
-	simAddr, exporterAddr, amAddr, promAddr := stackFreeAddr(t), stackFreeAddr(t), stackFreeAddr(t), stackFreeAddr(t)
+	simAddr, exporterAddr, amAddr, promAddr := localtest.FreeAddr(t), localtest.FreeAddr(t), localtest.FreeAddr(t), localtest.FreeAddr(t)
 	s.SimulatorURL = "http://" + simAddr
 	s.ExporterURL = "http://" + exporterAddr
 	s.AlertmanagerURL = "http://" + amAddr
@@ -491,52 +491,14 @@ func stackStart(t *testing.T, logFile, bin string, args ...string) {
 	})
 }
 
-// stackFreeAddr returns a 127.0.0.1 address whose port is free right now: the
-// one free-port helper of the deploy tests.
-// stackPorts are the addresses stackFreeAddr has handed out. Once its probe
-// listener is closed the kernel may offer the same port again, before the
-// process it was meant for binds it (the exporter and Alertmanager of one
-// stack were once given the same port), so it never hands out one twice.
-var stackPorts = struct {
-	sync.Mutex
-	given map[string]bool
-}{given: map[string]bool{}}
-
-func stackFreeAddr(t *testing.T) string {
-	t.Helper()
-	stackPorts.Lock()
-	defer stackPorts.Unlock()
-	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		l.Close()
-		if !stackPorts.given[addr] {
-			stackPorts.given[addr] = true
-			return addr
-		}
-	}
-}
-
 // stackWaitListening waits up to 30s for a TCP listener on addr (the program
 // logging into logFile started listening): the one wait-until-listening
 // helper of the deploy tests.
 func stackWaitListening(t *testing.T, addr, logFile string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(logFile)
-			t.Fatalf("nothing listens on %s after 30s: %v\n%s", addr, err, stackTail(string(b), 40))
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := localtest.WaitListening(addr, 30*time.Second); err != nil {
+		b, _ := os.ReadFile(logFile)
+		t.Fatalf("%v\n%s", err, stackTail(string(b), 40))
 	}
 }
 
