@@ -81,6 +81,7 @@ type Client struct {
 	base    *url.URL
 	http    *http.Client
 	limiter *rate.Limiter // nil: no bound
+	pages   *pagePool     // EachJob's page buffers
 
 	mu       sync.Mutex
 	token    string
@@ -119,7 +120,7 @@ func NewClient(cfg Config) (*Client, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	c := &Client{cfg: cfg, base: base, http: hc, encoding: cfg.Encoding}
+	c := &Client{cfg: cfg, base: base, http: hc, encoding: cfg.Encoding, pages: newPagePool()}
 	if cfg.MaxRequestsPerSecond > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(cfg.MaxRequestsPerSecond), max(1, int(cfg.MaxRequestsPerSecond)))
 	}
@@ -148,18 +149,34 @@ func redactURL(raw string) string {
 // against f: a job outside f's status or createTime bounds, a page larger
 // than pageSize or out of the order f asks is an *InvalidAnswerError.
 func (c *Client) ListJobs(ctx context.Context, f Filter, page, pageSize int) (*JobPage, error) {
-	return c.listJobs(ctx, f, page, pageSize, nil)
+	p, _, err := c.listJobs(ctx, f, page, pageSize, nil)
+	return p, err
 }
 
-// listJobs is ListJobs decoding the items into buf's array (nil: a new one).
-func (c *Client) listJobs(ctx context.Context, f Filter, page, pageSize int, buf []Job) (*JobPage, error) {
-	var p JobPage
+// listJobs is ListJobs decoding the page into a buffer of pool (nil: into
+// new memory), which it returns for the caller to put back when done with
+// the page; on an error it has put it back itself.
+func (c *Client) listJobs(ctx context.Context, f Filter, page, pageSize int, pool *pagePool) (*JobPage, *pageBuffer, error) {
+	var (
+		p   JobPage
+		buf *pageBuffer
+	)
 	check := listCheck(f)
-	data := func(dec *jsontext.Decoder) error { return readPage(dec, &p, pageSize, buf, check) }
-	if err := c.call(ctx, EndpointJobs, "list jobs", JobsPath, f.Query(page, pageSize), listingLimit(pageSize), data); err != nil {
-		return nil, err
+	data := func(dec *jsontext.Decoder) (err error) {
+		if buf == nil && pool != nil {
+			if buf, err = pool.get(ctx); err != nil {
+				return err
+			}
+		}
+		return readPage(dec, &p, pageSize, buf, check)
 	}
-	return &p, nil
+	if err := c.call(ctx, EndpointJobs, "list jobs", JobsPath, f.Query(page, pageSize), listingLimit(pageSize), data); err != nil {
+		if buf != nil {
+			pool.put(buf)
+		}
+		return nil, nil, err
+	}
+	return &p, buf, nil
 }
 
 // listCheck returns a check of each listed job, in order, against f.
@@ -187,7 +204,7 @@ func listCheck(f Filter) func(j *Job) error {
 func (c *Client) Job(ctx context.Context, id int64) (*Job, error) {
 	var j Job
 	data := func(dec *jsontext.Decoder) error {
-		if err := readJob(dec, &j, interned{}); err != nil {
+		if err := readJob(dec, &j, interned{}, new([]Task)); err != nil {
 			return err
 		}
 		if j.ID != id {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -270,6 +271,57 @@ func TestEachJob(t *testing.T) {
 			if j.CreateTime < 2000 && j.ID <= 30 && seen[j.ID] != 1 {
 				t.Errorf("job %d, there before the listing began, was visited %d times", j.ID, seen[j.ID])
 			}
+		}
+	})
+	t.Run("listings at once, more than the page buffers, each visit a job with its own tasks", func(t *testing.T) {
+		fake := explorertest.New()
+		fake.SetQuirks(explorertest.Quirks{TasksInListing: true})
+		c := newClient(t, fake, explorer.EncodingAuto)
+		history := explorertest.Workload{Workflows: 20, Seed: 3}.History(600)
+		fake.AddJobs(history)
+		var (
+			mu    sync.Mutex
+			tasks = map[int64][]explorer.Task{} // as visited, copied during the visit
+			wg    sync.WaitGroup
+		)
+		for w := range 6 { // disjoint windows of 100 jobs, paged at once
+			from, to := history[100*w].CreateTime, history[100*w+99].CreateTime
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := c.EachJob(context.Background(), explorer.Filter{FromCreateTime: from, ToCreateTime: to}, 7, func(j explorer.Job) {
+					mu.Lock()
+					defer mu.Unlock()
+					if _, twice := tasks[j.ID]; twice {
+						t.Errorf("job %d visited twice", j.ID)
+					}
+					tasks[j.ID] = slices.Clone(j.Tasks)
+				})
+				if err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if len(tasks) != len(history) {
+			t.Fatalf("visited %d jobs, want %d", len(tasks), len(history))
+		}
+		withTasks := 0
+		for id, got := range tasks {
+			detail, err := c.Job(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !explorer.IsTerminal(detail.Status) {
+				continue // its tasks move on meanwhile
+			}
+			if !reflect.DeepEqual(got, detail.Tasks) {
+				t.Fatalf("job %d was visited with tasks %v, its detail has %v", id, got, detail.Tasks)
+			}
+			withTasks += min(len(got), 1)
+		}
+		if withTasks == 0 {
+			t.Fatal("no job with tasks: the test shows nothing")
 		}
 	})
 	t.Run("more jobs in one millisecond than a page are all visited once", func(t *testing.T) {

@@ -2,6 +2,7 @@ package explorer
 
 import (
 	"bytes"
+	"context"
 	"encoding/json/jsontext"
 	"errors"
 	"fmt"
@@ -131,6 +132,8 @@ func decode(op string, status int, body io.Reader, limit int64, data dataFunc) e
 		return inv
 	case errors.Is(err, errTooLarge):
 		return &InvalidAnswerError{Op: op, Reason: "too_large", Detail: fmt.Sprintf("more than %d bytes", limit)}
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s: %w", op, err) // given up while waiting to decode (for a page buffer)
 	case errors.Is(err, errLongValue):
 		return &InvalidAnswerError{Op: op, Reason: "too_large", Detail: fmt.Sprintf("a value of more than %d bytes", maxRun)}
 	case err != nil:
@@ -398,8 +401,9 @@ func readArray(dec *jsontext.Decoder, item func() error) error {
 var jobFields = []string{"id", "name", "workflowId", "workflowName", "status", "runBeginTime", "runEndTime", "createTime", "tasks"}
 
 // readJob reads one job; a null job is an invalid answer (not a job with
-// empty fields).
-func readJob(dec *jsontext.Decoder, j *Job, in interned) error {
+// empty fields). Its tasks are appended to *tasks, and j.Tasks is their
+// part of that array: the jobs of a page share one.
+func readJob(dec *jsontext.Decoder, j *Job, in interned, tasks *[]Task) error {
 	if dec.PeekKind() == 'n' {
 		_ = dec.SkipValue()
 		return invalid("null_item", "a job is null")
@@ -423,15 +427,17 @@ func readJob(dec *jsontext.Decoder, j *Job, in interned) error {
 		case 7:
 			j.CreateTime, err = readInt64(dec)
 		case 8:
-			if dec.PeekKind() == '[' {
-				j.Tasks = []Task{} // carried, maybe none: not nil
-			}
+			carried, start := dec.PeekKind() == '[', len(*tasks)
 			err = readArray(dec, func() error {
-				var t Task
-				err := readTask(dec, &t, in)
-				j.Tasks = append(j.Tasks, t)
-				return err
+				*tasks = append(*tasks, Task{})
+				return readTask(dec, &(*tasks)[len(*tasks)-1], in)
 			})
+			if carried {
+				j.Tasks = (*tasks)[start:len(*tasks):len(*tasks)]
+				if j.Tasks == nil {
+					j.Tasks = []Task{} // carried, maybe none: not nil
+				}
+			}
 		}
 		return err
 	})
@@ -467,24 +473,29 @@ var pageFields = []string{"items", "total", "Page", "PageSize"}
 // check on each job as it is read (before the next one is), and refuses
 // more than maxItems items: a page larger than asked for is not what was
 // asked, and would cost memory.
-func readPage(dec *jsontext.Decoder, p *JobPage, maxItems int, buf []Job, check func(j *Job) error) error {
+func readPage(dec *jsontext.Decoder, p *JobPage, maxItems int, buf *pageBuffer, check func(j *Job) error) error {
 	items := false
-	in := interned{}
+	if buf == nil {
+		buf = &pageBuffer{in: interned{}}
+	}
+	buf.tasks = buf.tasks[:0]
+	in := buf.in
 	err := readObject(dec, pageFields, func(field int) (err error) {
 		switch field {
 		case 0:
 			items = true
-			p.Items = buf[:0]
+			p.Items = buf.items[:0]
 			if p.Items == nil {
 				p.Items = []Job{}
 			}
+			defer func() { buf.items = p.Items }() // keep what it grew to
 			err = readArray(dec, func() error {
 				if len(p.Items) == maxItems {
 					return invalid("page_size", "more than the %d items asked for", maxItems)
 				}
 				p.Items = append(p.Items, Job{})
 				j := &p.Items[len(p.Items)-1]
-				if err := readJob(dec, j, in); err != nil {
+				if err := readJob(dec, j, in, &buf.tasks); err != nil {
 					return err
 				}
 				return check(j)

@@ -4,36 +4,35 @@ import (
 	"context"
 	"slices"
 	"strconv"
-	"sync"
 )
 
 // EachJob visits every job that matches f exactly once, oldest first, and
 // returns the number of requests it made. f's createTime bounds are
-// inclusive; 0 is no bound.
+// inclusive; 0 is no bound. visit must not keep a job's Tasks slice after
+// it returns: its array is reused for a later page (copy what it needs; the
+// strings may be kept).
 //
 // Offset paging over a changing listing counts jobs twice or misses them, and
 // deep offsets are costly for Explorer's database. So EachJob pages by key
 // (see pager). The next page is fetched while visit works through the
 // current one, so a long listing costs little more than fetching its pages.
-//
-// Memory: a listing holds at most two decoded pages at once (the one
-// visited and the next), and decodes them into page buffers that are
-// recycled (pageBuffers), not one fresh slice per page: a cold sync of a
-// long history, several listings at once, would otherwise allocate all of
-// it page by page and drive the heap up with garbage.
+// Pages are decoded into the client's page buffers (see pagePool).
 func (c *Client) EachJob(ctx context.Context, f Filter, pageSize int, visit func(Job)) (requests int, err error) {
 	type answer struct {
 		page *JobPage
+		buf  *pageBuffer
 		err  error
 	}
 	fetch := func(f Filter, page int) <-chan answer {
 		ch := make(chan answer, 1)
 		go func() {
-			p, err := c.listJobs(ctx, f, page, pageSize, getPageBuffer(pageSize))
-			ch <- answer{p, err}
+			p, buf, err := c.listJobs(ctx, f, page, pageSize, c.pages)
+			ch <- answer{p, buf, err}
 		}()
 		return ch
 	}
+	c.pages.begin()
+	defer c.pages.end()
 	p := newPager(f, pageSize)
 	next := fetch(p.request())
 	for {
@@ -46,7 +45,7 @@ func (c *Client) EachJob(ctx context.Context, f Filter, pageSize int, visit func
 		fresh := p.accept(a.page.Items)
 		done, err := p.advance(a.page, n, len(fresh))
 		if err != nil {
-			putPageBuffer(a.page.Items)
+			c.pages.put(a.buf)
 			return requests, err
 		}
 		if !done {
@@ -55,30 +54,11 @@ func (c *Client) EachJob(ctx context.Context, f Filter, pageSize int, visit func
 		for _, j := range fresh {
 			visit(j)
 		}
-		putPageBuffer(a.page.Items)
+		c.pages.put(a.buf)
 		if done {
 			return requests, nil
 		}
 	}
-}
-
-// pageBuffers recycles the item slices EachJob decodes pages into. visit
-// gets each job by value, so nothing refers to a buffer once its page is
-// visited; a buffer is cleared when put back, so that it keeps no strings
-// or tasks of its page alive.
-var pageBuffers sync.Pool // of *[]Job
-
-func getPageBuffer(pageSize int) []Job {
-	if b, ok := pageBuffers.Get().(*[]Job); ok && cap(*b) >= pageSize {
-		return (*b)[:0]
-	}
-	return make([]Job, 0, pageSize)
-}
-
-func putPageBuffer(items []Job) {
-	items = items[:cap(items)]
-	clear(items)
-	pageBuffers.Put(&items)
 }
 
 // pager is the key-set bookkeeping of EachJob. It asks in ascending
