@@ -174,7 +174,9 @@ func TestRecoveryFromHungExplorer(t *testing.T) {
 			e.fake.SetQuirks(explorertest.Quirks{})
 			for {
 				clock.Advance(tc.interval)
-				up := e.scrape(500 * time.Millisecond)
+				// Real time enough for a sync on a loaded machine; a scrape
+				// that joins the hung sync waits it all out (twice at most).
+				up := e.scrape(2 * time.Second)
 				e.col.mu.Lock()
 				synced := e.col.health.lastSuccess.After(hangBeganReal)
 				e.col.mu.Unlock()

@@ -46,9 +46,7 @@ func TestFailedSyncKeepsLastValues(t *testing.T) {
 				// A short sync.timeout for the failing sync alone: the good
 				// syncs keep the generous one of testOptions, which a
 				// loaded machine needs. No sync runs now to read it.
-				hang := make(chan struct{})
-				t.Cleanup(func() { close(hang) })
-				quirks.Hang = hang
+				quirks.Hang = hang(t)
 				e.col.opts.SyncTimeout = 300 * time.Millisecond
 			}
 			e.fake.SetQuirks(quirks)
@@ -265,7 +263,7 @@ func TestFailureLogSaysWhatIsServed(t *testing.T) {
 		e := newTestEnv(t)
 		e.requestTimeout = 50 * time.Millisecond
 		e.col = e.newCollector(t)
-		e.fake.SetQuirks(explorertest.Quirks{Delay: 500 * time.Millisecond})
+		e.fake.SetQuirks(explorertest.Quirks{Hang: hang(t)}) // no answer before the timeout, however slow the machine
 		e.sync(t)
 		if line := failedSyncLog(e); !strings.Contains(line, "raise explorer.timeout") || strings.Contains(line, "sync.timeout") {
 			t.Errorf("log line: %s", line)
@@ -273,10 +271,19 @@ func TestFailureLogSaysWhatIsServed(t *testing.T) {
 	})
 	t.Run("the sync's own timeout hints at sync.timeout", func(t *testing.T) {
 		e := newTestEnv(t, func(o *Options) { o.SyncTimeout = 50 * time.Millisecond })
-		e.fake.SetQuirks(explorertest.Quirks{Delay: 500 * time.Millisecond})
+		e.fake.SetQuirks(explorertest.Quirks{Hang: hang(t)}) // no answer before the timeout, however slow the machine
 		e.sync(t)
 		if line := failedSyncLog(e); !strings.Contains(line, "raise sync.timeout (50ms)") || strings.Contains(line, "explorer.timeout") {
 			t.Errorf("log line: %s", line)
 		}
 	})
+}
+
+// hang is a Quirks.Hang held until the test ends, before its fake Explorer
+// closes (a request still holding a login's unread body would keep the
+// server's Close waiting).
+func hang(t *testing.T) <-chan struct{} {
+	ch := make(chan struct{})
+	t.Cleanup(func() { close(ch) })
+	return ch
 }

@@ -378,7 +378,7 @@ func TestErrors(t *testing.T) {
 			func(err error) bool { var e *explorer.Error; return errors.As(err, &e) && e.HTTPStatus == 500 }},
 		{"a truncated answer is invalid JSON", explorertest.Quirks{TruncateBody: true},
 			func(err error) bool { return err != nil && strings.Contains(err.Error(), "invalid answer (not_json)") }},
-		{"a slow Explorer ends with the context's deadline", explorertest.Quirks{Delay: 2 * time.Second},
+		{"a slow Explorer ends with the context's deadline", explorertest.Quirks{Delay: time.Minute},
 			func(err error) bool { return errors.Is(err, context.DeadlineExceeded) }},
 	}
 	for _, tc := range cases {
@@ -390,7 +390,13 @@ func TestErrors(t *testing.T) {
 				t.Fatal(err)
 			}
 			fake.SetQuirks(tc.quirks)
-			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			// A deadline far above a request's time on a loaded machine,
+			// but for the slow Explorer, whose wait it ends.
+			wait := 10 * time.Second
+			if tc.quirks.Delay > 0 {
+				wait = 200 * time.Millisecond
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
 			defer cancel()
 			_, err := c.EachJob(ctx, explorer.Filter{}, 10, func(explorer.Job) {})
 			if !tc.check(err) {

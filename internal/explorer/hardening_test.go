@@ -277,7 +277,9 @@ func TestRequestResults(t *testing.T) {
 		}))
 		defer srv.Close()
 		var log requestLog
-		c, _ := explorer.NewClient(explorer.Config{URL: srv.URL, OnRequest: log.record, HTTPClient: &http.Client{Timeout: 100 * time.Millisecond}})
+		// Long enough for the login on a loaded machine: the listing is
+		// what must run out of it.
+		c, _ := explorer.NewClient(explorer.Config{URL: srv.URL, OnRequest: log.record, HTTPClient: &http.Client{Timeout: time.Second}})
 		_, err := c.ListJobs(context.Background(), explorer.Filter{}, 1, 10)
 		if !explorer.IsRequestTimeout(err) || log.String() != "connect success, jobs timeout" {
 			t.Errorf("err = %v, reported %s", err, log.String())
