@@ -51,14 +51,6 @@ var StatusLabels = [...]string{"preparing", "running", "success", "failed", "int
 // StatusUnknown is the label value of any status code Explorer does not document.
 const StatusUnknown = "unknown"
 
-// StatusLabel maps a status code to its label value; undocumented codes map to "unknown".
-func StatusLabel(code int) string {
-	if code >= 0 && code < len(StatusLabels) {
-		return StatusLabels[code]
-	}
-	return StatusUnknown
-}
-
 // IsTerminal reports whether a job in this status can no longer change.
 func IsTerminal(code int) bool {
 	return code == StatusSuccess || code == StatusFailed || code == StatusInterrupted

@@ -479,11 +479,3 @@ func TestTaskRunTimes(t *testing.T) {
 		})
 	}
 }
-
-func TestStatusLabel(t *testing.T) {
-	for code, want := range map[int]string{0: "preparing", 1: "running", 2: "success", 3: "failed", 4: "interrupted", 5: "stopping", 6: "unknown", -1: "unknown"} {
-		if got := explorer.StatusLabel(code); got != want {
-			t.Errorf("StatusLabel(%d) = %q, want %q", code, got, want)
-		}
-	}
-}
