@@ -67,7 +67,8 @@ func WaitListening(addr string, within time.Duration) error {
 
 // NeedTool returns the path of an external program a test needs. Outside CI
 // a missing program skips the test; in CI (CI set) it fails it, since .ci/run
-// must have installed it (README, "Tests", names the Debian packages).
+// must have installed it (README, "Try it, test it", names the Debian
+// packages).
 func NeedTool(t testing.TB, name string) string {
 	t.Helper()
 	path, err := exec.LookPath(name)
