@@ -116,8 +116,8 @@ func bound(ms int64) int64 {
 func (p *pager) request() (Filter, int) { return p.req, p.page }
 
 // accept returns the jobs of a page not visited before and within the
-// caller's bounds, in order, and notes them as visited. It filters items in
-// place: what it returns is items' own array, and items is left in disorder.
+// caller's bounds, in order, and notes them as visited. It filters in
+// place: what it returns is the front of items' array, overwritten.
 func (p *pager) accept(items []Job) []Job {
 	p.repeated = p.prevIDs != nil && slices.EqualFunc(p.prevIDs, items, func(id int64, j Job) bool { return id == j.ID })
 	p.prevIDs = p.prevIDs[:0]
