@@ -47,6 +47,16 @@ func codeForStatus(status int) int {
 func (e *Explorer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e.requests.Add(1)
 	q := e.quirks.Load()
+	if q.Delay > 0 || q.Hang != nil {
+		// Read the body first: until it is read the server does not notice
+		// a client that gives up, and the wait would hold the handler (and
+		// the test server's Close) to its end.
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
 	if q.Delay > 0 {
 		t := time.NewTimer(q.Delay)
 		select {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"slices"
 	"strconv"
@@ -272,6 +273,41 @@ func TestFailureQuirks(t *testing.T) {
 			t.Errorf("took %v", d)
 		}
 	})
+}
+
+// TestWaitsEndWithTheClient: Delay and Hang stop holding a request whose
+// client gave up, a login with its body as well as a listing, so that a
+// test's server closes at once.
+func TestWaitsEndWithTheClient(t *testing.T) {
+	for _, hangs := range []bool{false, true} {
+		for _, path := range []string{explorer.ConnectPath, explorer.JobsPath} {
+			e := New()
+			q := Quirks{Delay: time.Minute}
+			release := make(chan struct{}) // ends the wait if the client's end does not
+			if hangs {
+				q = Quirks{Hang: release}
+			}
+			e.SetQuirks(q)
+			returned := make(chan struct{}, 1)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				e.ServeHTTP(w, r)
+				returned <- struct{}{}
+			}))
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+path, strings.NewReader(`{"address":"127.0.0.1","port":9669}`))
+			if _, err := srv.Client().Do(req); !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("%s, hang %v: err %v, want the deadline", path, hangs, err)
+			}
+			cancel()
+			select {
+			case <-returned:
+			case <-time.After(10 * time.Second):
+				t.Errorf("%s, hang %v: still held 10 s after its client gave up", path, hangs)
+			}
+			close(release)
+			srv.Close()
+		}
+	}
 }
 
 func TestRouting(t *testing.T) {
