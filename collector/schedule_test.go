@@ -3,34 +3,17 @@ package collector
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer/explorertest"
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/localtest"
 )
 
-// fakeClock is the collector's clock in the backoff tests: scrapes advance
-// it, so minutes of scrapes take no real time.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func withFakeClock(e *testEnv) *fakeClock {
-	clock := &fakeClock{now: time.UnixMilli(t0)}
+// withFakeClock makes scrapes advance the collector's clock, so minutes of
+// scrapes in the backoff tests take no real time.
+func withFakeClock(e *testEnv) *localtest.Clock {
+	clock := localtest.NewClock(time.UnixMilli(t0))
 	e.col.now = clock.Now
 	return clock
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer"
 	"github.com/nebula-contrib/nebula_explorer_exporter/internal/explorer/explorertest"
+	"github.com/nebula-contrib/nebula_explorer_exporter/internal/localtest"
 )
 
 const password = "s3cret-Pa55"
@@ -39,24 +40,9 @@ func newClientWith(t *testing.T, fake *explorertest.Explorer, cfg explorer.Confi
 	return c
 }
 
-// clock is a fake clock for the client and the fake.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+// newClock is a fake clock for the client and the fake.
+func newClock() *localtest.Clock {
+	return localtest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 }
 
 func addJobs(fake *explorertest.Explorer, n int, createTime func(i int) int64) {

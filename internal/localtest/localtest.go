@@ -1,9 +1,8 @@
-// Package localtest is what the tests of the exporter's binary (package
-// main) and of the deploy kit (package deploy) share to run programs on this
-// machine: addresses on 127.0.0.1 to start them on, waiting until they
-// listen, and finding the external programs the tests need (the Debian
-// packages, and Prometheus 3 as deploy/prometheus3.sh builds it). Only tests
-// import it.
+// Package localtest is what the project's tests share: running programs on
+// this machine (addresses on 127.0.0.1 to start them on, waiting until they
+// listen, finding the external programs the tests need: the Debian
+// packages, and Prometheus 3 as deploy/prometheus3.sh builds it) and a fake
+// clock. Only tests import it.
 package localtest
 
 import (
